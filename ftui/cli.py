@@ -1,0 +1,44 @@
+"""The `ftui` entry point: subcommands are registered by modules under `ftui.commands`.
+
+Each command module exposes `register(subparsers)` and imports its heavy dependencies inside the
+function it runs, so `ftui --help` and the TUI start without pandas, torch or the server stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = (
+    "ftui.commands.serve",
+    "ftui.commands.prepare_data",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftui",
+        description="Fine-tune language models from the terminal (OpenAI-style fine-tuning API).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
