@@ -1,0 +1,439 @@
+"""ASGI routes under /v1 for both dialects of the fine-tuning API, over one job store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ftui.records import RecordError, validate_jsonl
+from ftui.server import basemodels, jobrequests, params, views
+from ftui.server.errors import APIError, bad_request, not_found
+from ftui.server.runner import Runner
+from ftui.server.signals import JobSignals
+from ftui.server.store import FileRecord, JobRecord, Store, new_id, now
+
+log = logging.getLogger("ftui.server")
+
+FILE_PURPOSES = {"fine-tune", "fine-tune-results", "assistants", "batch", "user_data", "vision"}
+KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    api_key: str | None = None
+    organization_id: str = "org-personal"
+    max_concurrent_jobs: int = 1
+    device: str = "auto"
+    threads: int | None = None
+
+
+class Server:
+    """The state every route shares: the store, the runner and the wake-ups."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = Store(config.data_dir)
+        self.signals = JobSignals()
+        self.runner = Runner(
+            self.store,
+            self.signals,
+            max_concurrent=config.max_concurrent_jobs,
+            device=config.device,
+            threads=config.threads,
+        )
+
+    # --- helpers ------------------------------------------------------------------------
+    def file_or_404(self, file_id: str) -> FileRecord:
+        record = self.store.get_file(file_id) or self.store.get_file(file_id.replace("+", " "))
+        if record is None:
+            raise not_found("File", file_id)
+        return record
+
+    def job_or_404(self, job_id: str) -> JobRecord:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise not_found("FineTune" if job_id.startswith("ft-") else "FineTuningJob", job_id)
+        return job
+
+    def organization(self, request: Request) -> str:
+        return request.headers.get("openai-organization") or self.config.organization_id
+
+    # --- files --------------------------------------------------------------------------
+    async def upload_file(self, request: Request) -> Response:
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except HTTPException as exc:  # malformed multipart
+            raise bad_request(f"Could not read the multipart upload: {exc.detail}") from None
+        except Exception as exc:  # the multipart parser's own error types vary by version
+            raise bad_request(f"Could not read the multipart upload: {exc}") from None
+        try:
+            purpose = form.get("purpose")
+            upload = form.get("file")
+            if not isinstance(purpose, str) or not purpose:
+                raise bad_request("Missing required parameter: 'purpose'.", param="purpose")
+            if purpose not in FILE_PURPOSES:
+                raise bad_request(
+                    f"'{purpose}' is not a valid purpose; expected one of "
+                    f"{', '.join(sorted(FILE_PURPOSES))}.",
+                    param="purpose",
+                )
+            if not isinstance(upload, UploadFile):
+                raise bad_request("Missing required parameter: 'file'.", param="file")
+            filename = upload.filename or "file"
+            summary = None
+            if purpose == "fine-tune":
+                summary = await asyncio.to_thread(self._validate_upload, upload, filename)
+            await upload.seek(0)
+            sha, size, _ = await asyncio.to_thread(self.store.write_blob, upload.file)
+            record = FileRecord(
+                id=new_id("file-"),
+                bytes=size,
+                created_at=now(),
+                filename=filename,
+                purpose=purpose,
+                status="processed",
+                status_details=None,
+                sha256=sha,
+                examples=summary.examples if summary else None,
+                format=summary.format if summary else None,
+            )
+            self.store.add_file(record)
+        finally:
+            await form.close()
+        return JSONResponse(views.file_json(record))
+
+    @staticmethod
+    def _validate_upload(upload: UploadFile, filename: str):
+        upload.file.seek(0)
+        try:
+            return validate_jsonl(upload.file)
+        except RecordError as exc:
+            raise bad_request(
+                f"Invalid file format for fine-tune: {filename}, line {exc.line} {exc.message}. "
+                "Every line must be a JSON object with string 'prompt' and 'completion' "
+                "fields, or a 'messages' list.",
+                param="file",
+                code="invalid_file_format",
+            ) from None
+
+    async def list_files(self, request: Request) -> Response:
+        purpose = request.query_params.get("purpose")
+        records = self.store.list_files(purpose)
+        if request.query_params.get("order", "desc") == "desc" and request.query_params:
+            records.reverse()
+        data = [views.file_json(r) for r in records]
+        return JSONResponse({"object": "list", "data": data, "has_more": False})
+
+    async def get_file(self, request: Request) -> Response:
+        return JSONResponse(views.file_json(self.file_or_404(request.path_params["file_id"])))
+
+    async def delete_file(self, request: Request) -> Response:
+        record = self.file_or_404(request.path_params["file_id"])
+        self.store.delete_file(record.id)
+        return JSONResponse({"id": record.id, "object": "file", "deleted": True})
+
+    async def file_content(self, request: Request) -> Response:
+        record = self.file_or_404(request.path_params["file_id"])
+        media = "text/csv" if record.filename.endswith(".csv") else "application/octet-stream"
+        return StreamingResponse(
+            self.store.iter_blob(record),
+            media_type=media,
+            headers={"content-length": str(record.bytes)},
+        )
+
+    # --- jobs: legacy ---------------------------------------------------------------------
+    async def create_legacy(self, request: Request) -> Response:
+        body = params.parse_json_object(await request.body())
+        job = jobrequests.legacy_job(
+            self.store,
+            body,
+            self.organization(request),
+            basemodels.default_model(self.store.data_dir),
+        )
+        self.store.add_job(job)
+        self.runner.emit(job, f"Created fine-tune: {job.id}")
+        self.runner.emit(job, "Fine-tune costs $0.00")
+        self.runner.submit(job.id)
+        return JSONResponse(views.legacy_job(self.store, self.store.get_job(job.id)))
+
+    async def list_legacy(self, request: Request) -> Response:
+        data = [views.legacy_job(self.store, j, with_events=False) for j in self.store.list_jobs()]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def get_legacy(self, request: Request) -> Response:
+        job = self.job_or_404(request.path_params["job_id"])
+        return JSONResponse(views.legacy_job(self.store, job))
+
+    async def cancel_legacy(self, request: Request) -> Response:
+        job = await self._cancel(request.path_params["job_id"])
+        return JSONResponse(views.legacy_job(self.store, job))
+
+    async def delete_legacy(self, request: Request) -> Response:
+        job = self.job_or_404(request.path_params["job_id"])
+        if not job.terminal:
+            raise bad_request(
+                f"Job {job.id} is still {job.status}; cancel it before deleting it.", param="id"
+            )
+        self.store.delete_job(job.id)
+        return JSONResponse({"id": job.id, "object": "fine-tune", "deleted": True})
+
+    async def legacy_events(self, request: Request) -> Response:
+        job = self.job_or_404(request.path_params["job_id"])
+        stream = request.query_params.get("stream", "false").lower() in ("true", "1")
+        if not stream:
+            data = [views.legacy_event(e) for e in self.store.events(job.id)]
+            return JSONResponse({"object": "list", "data": data})
+        return StreamingResponse(
+            self._event_stream(job.id),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    async def _event_stream(self, job_id: str) -> AsyncIterator[str]:
+        """History, then live events, then `[DONE]` once the job is terminal; then the body ends."""
+        last_seq = 0
+        while True:
+            waiter = self.signals.waiter(job_id)
+            job = self.store.get_job(job_id)
+            # Read the status before the events: the runner stores a job's final events
+            # before its terminal status, so a terminal job's events are all visible here.
+            terminal = job is None or job.terminal
+            for event in self.store.events(job_id, last_seq):
+                last_seq = event.seq
+                yield f"data: {json.dumps(views.legacy_event(event))}\n\n"
+            if terminal:
+                yield "data: [DONE]\n\n"
+                return
+            try:
+                await asyncio.wait_for(waiter.wait(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+
+    async def _cancel(self, job_id: str) -> JobRecord:
+        job = self.job_or_404(job_id)
+        if job.terminal:
+            raise bad_request(
+                f"Job {job.id} has already {job.status}; it cannot be cancelled.", param="id"
+            )
+        return await self.runner.cancel(job)
+
+    # --- jobs: current ----------------------------------------------------------------------
+    async def create_current(self, request: Request) -> Response:
+        body = params.parse_json_object(await request.body())
+        job = jobrequests.current_job(self.store, body, self.organization(request))
+        self.store.add_job(job)
+        self.runner.emit(job, f"Created fine-tuning job: {job.id}", data={})
+        files = f"Validating training file: {job.training_file}"
+        if job.validation_file:
+            files += f" and validation file: {job.validation_file}"
+        self.runner.emit(job, files, data={})
+        response = views.current_job(job)
+        self.runner.submit(job.id)
+        return JSONResponse(response)
+
+    async def list_current(self, request: Request) -> Response:
+        jobs = list(reversed(self.store.list_jobs()))  # newest first
+        metadata = {
+            k[len("metadata[") : -1]: v
+            for k, v in request.query_params.items()
+            if k.startswith("metadata[") and k.endswith("]")
+        }
+        if metadata:
+            jobs = [
+                j for j in jobs if all((j.metadata or {}).get(k) == v for k, v in metadata.items())
+            ]
+        page, has_more = _page(jobs, request, default_limit=20, key=lambda j: j.id)
+        return JSONResponse(
+            {"object": "list", "data": [views.current_job(j) for j in page], "has_more": has_more}
+        )
+
+    async def get_current(self, request: Request) -> Response:
+        return JSONResponse(views.current_job(self.job_or_404(request.path_params["job_id"])))
+
+    async def cancel_current(self, request: Request) -> Response:
+        return JSONResponse(views.current_job(await self._cancel(request.path_params["job_id"])))
+
+    async def current_events(self, request: Request) -> Response:
+        job = self.job_or_404(request.path_params["job_id"])
+        events = list(reversed(self.store.events(job.id)))  # newest first
+        page, has_more = _page(events, request, default_limit=20, key=lambda e: e.id)
+        return JSONResponse(
+            {"object": "list", "data": [views.current_event(e) for e in page], "has_more": has_more}
+        )
+
+    # --- models -------------------------------------------------------------------------
+    def _base_models(self) -> dict[str, dict[str, Any]]:
+        try:
+            return {m["id"]: m for m in basemodels.ready_models(self.store.data_dir)}
+        except basemodels.BaseModelConfigError as exc:
+            raise APIError(500, str(exc), type="server_error") from None
+
+    def _is_base_name(self, model_id: str) -> bool:
+        table = basemodels.load_table(self.store.data_dir)
+        return model_id in table.aliases or model_id == basemodels.BUNDLED_ID
+
+    async def list_models(self, request: Request) -> Response:
+        data = [
+            views.model_json(m["id"], 0, "ftui", m["id"], None)
+            for m in self._base_models().values()
+        ]
+        data += [views.fine_tuned_model_json(m) for m in self.store.list_models()]
+        return JSONResponse({"object": "list", "data": data})
+
+    def _model_not_found(self, model_id: str) -> APIError:
+        return APIError(
+            404, f"The model `{model_id}` does not exist", param="model", code="model_not_found"
+        )
+
+    async def get_model(self, request: Request) -> Response:
+        model_id = request.path_params["model"]
+        record = self.store.get_model(model_id)
+        if record is not None:
+            return JSONResponse(views.fine_tuned_model_json(record))
+        base = self._base_models().get(model_id)
+        if base is None:
+            raise self._model_not_found(model_id)
+        return JSONResponse(views.model_json(model_id, 0, "ftui", model_id, None))
+
+    async def delete_model(self, request: Request) -> Response:
+        model_id = request.path_params["model"]
+        if self.store.delete_model(model_id):
+            return JSONResponse({"id": model_id, "object": "model", "deleted": True})
+        if self._is_base_name(model_id):
+            raise APIError(
+                403,
+                f"`{model_id}` is a base model; only fine-tuned models can be deleted.",
+                type="invalid_request_error",
+                param="model",
+            )
+        raise self._model_not_found(model_id)
+
+
+def _page(items: list, request: Request, *, default_limit: int, key) -> tuple[list, bool]:
+    """Cursor pagination: `after` names the last item of the previous page."""
+    limit = params.query_limit(request.query_params.get("limit"), default_limit, 10_000)
+    after = request.query_params.get("after")
+    if after:
+        ids = [key(item) for item in items]
+        if after not in ids:
+            raise bad_request(f"No such object for 'after': {after}", param="after")
+        items = items[ids.index(after) + 1 :]
+    return items[:limit], len(items) > limit
+
+
+def _error_response(exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+class GuardMiddleware:
+    """Authentication, and OpenAI-shaped errors for everything (unknown routes included)."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.api_key is None:
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if token != self.api_key:
+            if token:
+                shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "*" * 4
+                message = f"Incorrect API key provided: {shown}."
+            else:
+                message = (
+                    "You didn't provide an API key. Provide it as a bearer token in the "
+                    "Authorization header."
+                )
+            error = APIError(401, message, code="invalid_api_key")
+            return await _error_response(error)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    server = Server(config)
+
+    def route(path: str, endpoint, methods: list[str]) -> Route:
+        async def handler(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except APIError as exc:
+                return _error_response(exc)
+
+        return Route(path, handler, methods=methods)
+
+    s = server
+    routes = [
+        route("/v1/files", s.list_files, ["GET"]),
+        route("/v1/files", s.upload_file, ["POST"]),
+        route("/v1/files/{file_id:path}/content", s.file_content, ["GET"]),
+        route("/v1/files/{file_id:path}", s.get_file, ["GET"]),
+        route("/v1/files/{file_id:path}", s.delete_file, ["DELETE"]),
+        route("/v1/fine-tunes", s.list_legacy, ["GET"]),
+        route("/v1/fine-tunes", s.create_legacy, ["POST"]),
+        route("/v1/fine-tunes/{job_id}/cancel", s.cancel_legacy, ["POST"]),
+        route("/v1/fine-tunes/{job_id}/events", s.legacy_events, ["GET"]),
+        route("/v1/fine-tunes/{job_id}", s.get_legacy, ["GET"]),
+        route("/v1/fine-tunes/{job_id}", s.delete_legacy, ["DELETE"]),
+        route("/v1/fine_tuning/jobs", s.list_current, ["GET"]),
+        route("/v1/fine_tuning/jobs", s.create_current, ["POST"]),
+        route("/v1/fine_tuning/jobs/{job_id}/cancel", s.cancel_current, ["POST"]),
+        route("/v1/fine_tuning/jobs/{job_id}/events", s.current_events, ["GET"]),
+        route("/v1/fine_tuning/jobs/{job_id}", s.get_current, ["GET"]),
+        route("/v1/models", s.list_models, ["GET"]),
+        route("/v1/models/{model:path}", s.get_model, ["GET"]),
+        route("/v1/models/{model:path}", s.delete_model, ["DELETE"]),
+    ]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            message = f"Unknown request URL: {request.method} {request.url.path}."
+            return _error_response(APIError(404, message, code="unknown_url"))
+        if exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}."
+            return _error_response(APIError(405, message, code="method_not_allowed"))
+        return _error_response(APIError(exc.status_code, str(exc.detail)))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        error = APIError(
+            500, "The server had an error while processing your request.", type="server_error"
+        )
+        return _error_response(error)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        await server.runner.start()
+        try:
+            yield
+        finally:
+            await server.runner.stop()
+            server.store.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(GuardMiddleware, api_key=config.api_key)],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    return app

@@ -1,0 +1,382 @@
+"""Durable server state: SQLite (WAL) for metadata, a content-addressed blob directory for files.
+
+Layout of the data dir:
+    ftui.db                  metadata (files, jobs, events, models)
+    blobs/ab/abcdef…         file contents by SHA-256, written to blobs/tmp then renamed
+    jobs/<job id>/           a job's spec, progress log and (while training) its model
+    models/<slug>/           weights of fine-tuned models that are listed
+
+Every write is a transaction or a rename, so a crash leaves either the old or the new state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import string
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+_ALPHABET = string.ascii_letters + string.digits
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL,
+    filename TEXT NOT NULL, purpose TEXT NOT NULL, status TEXT NOT NULL,
+    status_details TEXT, sha256 TEXT NOT NULL, examples INTEGER, format TEXT
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, dialect TEXT NOT NULL, created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, job_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL,
+    type TEXT NOT NULL, data TEXT
+);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY, created INTEGER NOT NULL, owned_by TEXT NOT NULL,
+    job_id TEXT, root TEXT NOT NULL, path TEXT NOT NULL
+);
+"""
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def now() -> int:
+    return int(time.time())
+
+
+@dataclass
+class FileRecord:
+    id: str
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: str
+    status_details: str | None
+    sha256: str
+    examples: int | None = None
+    format: str | None = None
+
+
+@dataclass
+class JobRecord:
+    """One fine-tuning job, whichever dialect created it; `views` renders it for each."""
+
+    id: str
+    dialect: str  # "legacy" or "current": decides event wording, names and results columns
+    created_at: int
+    updated_at: int
+    status: str  # validating_files | queued | running | succeeded | failed | cancelled
+    model: str
+    training_file: str
+    validation_file: str | None
+    params: dict[str, Any]  # as requested; None means "use the default"
+    hyperparams: dict[str, Any] | None = None  # resolved once training starts
+    suffix: str | None = None
+    seed: int = 0
+    organization_id: str = "org-personal"
+    fine_tuned_model: str | None = None
+    result_files: list[str] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    finished_at: int | None = None
+    trained_tokens: int | None = None
+    estimated_finish: int | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[Any] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+_JOB_COLUMNS = ("id", "dialect", "created_at", "updated_at", "status")
+
+
+@dataclass
+class EventRecord:
+    seq: int
+    id: str
+    job_id: str
+    created_at: int
+    level: str
+    message: str
+    type: str
+    data: dict[str, Any] | None
+
+
+@dataclass
+class ModelRecord:
+    id: str
+    created: int
+    owned_by: str
+    job_id: str | None
+    root: str
+    path: str
+
+
+class Store:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.blob_dir = self.data_dir / "blobs"
+        self.jobs_dir = self.data_dir / "jobs"
+        self.models_dir = self.data_dir / "models"
+        self._trash_dir = self.data_dir / "trash"
+        for d in (self.blob_dir / "tmp", self.jobs_dir, self.models_dir, self._trash_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.data_dir / "ftui.db", check_same_thread=False, isolation_level=None
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._collect_garbage()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _collect_garbage(self) -> None:
+        """Remove what a crash can leave behind: temp blobs, half-deleted models."""
+        for leftover in (self.blob_dir / "tmp").iterdir():
+            leftover.unlink(missing_ok=True)
+        for leftover in self._trash_dir.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    # --- files --------------------------------------------------------------------------
+    def blob_path(self, sha256: str) -> Path:
+        return self.blob_dir / sha256[:2] / sha256
+
+    def write_blob(self, source: IO[bytes], chunk_size: int = 1 << 20) -> tuple[str, int, Path]:
+        """Copy a stream into the blob store; returns (sha256, size, path). Atomic."""
+        digest = hashlib.sha256()
+        size = 0
+        tmp = self.blob_dir / "tmp" / new_id("upload-")
+        try:
+            with open(tmp, "wb") as out:
+                while chunk := source.read(chunk_size):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            final = self.blob_path(sha)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return sha, size, final
+
+    def write_blob_bytes(self, data: bytes) -> tuple[str, int, Path]:
+        import io
+
+        return self.write_blob(io.BytesIO(data))
+
+    def add_file(self, record: FileRecord) -> FileRecord:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.id,
+                    record.bytes,
+                    record.created_at,
+                    record.filename,
+                    record.purpose,
+                    record.status,
+                    record.status_details,
+                    record.sha256,
+                    record.examples,
+                    record.format,
+                ),
+            )
+        return record
+
+    def get_file(self, file_id: str) -> FileRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
+        return FileRecord(**dict(row)) if row else None
+
+    def list_files(self, purpose: str | None = None) -> list[FileRecord]:
+        query, args = "SELECT * FROM files", ()
+        if purpose:
+            query, args = query + " WHERE purpose=?", (purpose,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY created_at, rowid", args).fetchall()
+        return [FileRecord(**dict(r)) for r in rows]
+
+    def delete_file(self, file_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT sha256 FROM files WHERE id=?", (file_id,)).fetchone()
+            if row is None:
+                return False
+            self._db.execute("DELETE FROM files WHERE id=?", (file_id,))
+            still_used = self._db.execute(
+                "SELECT 1 FROM files WHERE sha256=? LIMIT 1", (row["sha256"],)
+            ).fetchone()
+        if not still_used:
+            self.blob_path(row["sha256"]).unlink(missing_ok=True)
+        return True
+
+    # --- jobs ---------------------------------------------------------------------------
+    def _job_row(self, job: JobRecord) -> tuple:
+        body = {k: v for k, v in job.__dict__.items() if k not in _JOB_COLUMNS}
+        return (job.id, job.dialect, job.created_at, job.updated_at, job.status, json.dumps(body))
+
+    def add_job(self, job: JobRecord) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?)", self._job_row(job))
+
+    def save_job(self, job: JobRecord) -> None:
+        job.updated_at = now()
+        row = self._job_row(job)
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET dialect=?, created_at=?, updated_at=?, status=?, body=? "
+                "WHERE id=?",
+                (*row[1:], row[0]),
+            )
+
+    @staticmethod
+    def _job_from_row(row: sqlite3.Row) -> JobRecord:
+        return JobRecord(**{k: row[k] for k in _JOB_COLUMNS}, **json.loads(row["body"]))
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return self._job_from_row(row) if row else None
+
+    def list_jobs(self) -> list[JobRecord]:
+        """All jobs, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY created_at, rowid").fetchall()
+        return [self._job_from_row(r) for r in rows]
+
+    def jobs_with_status(self, *statuses: str) -> list[JobRecord]:
+        marks = ",".join("?" * len(statuses))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at, rowid",
+                statuses,
+            ).fetchall()
+        return [self._job_from_row(r) for r in rows]
+
+    def delete_job(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM events WHERE job_id=?", (job_id,))
+            self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+            self._db.execute("COMMIT")
+        shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    # --- events -------------------------------------------------------------------------
+    def add_event(
+        self,
+        job_id: str,
+        message: str,
+        *,
+        level: str = "info",
+        type: str = "message",
+        data: dict[str, Any] | None = None,
+        created_at: int | None = None,
+    ) -> EventRecord:
+        created = created_at if created_at is not None else now()
+        event_id = new_id("ftevent-")
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO events (id, job_id, created_at, level, message, type, data) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (event_id, job_id, created, level, message, type, json.dumps(data)),
+            )
+            seq = cur.lastrowid
+        assert seq is not None
+        return EventRecord(seq, event_id, job_id, created, level, message, type, data)
+
+    def events(self, job_id: str, after_seq: int = 0) -> list[EventRecord]:
+        """A job's events, oldest first, with sequence numbers greater than `after_seq`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM events WHERE job_id=? AND seq>? ORDER BY seq", (job_id, after_seq)
+            ).fetchall()
+        return [self._event_from_row(r) for r in rows]
+
+    def event_seq(self, event_id: str) -> tuple[str, int] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT job_id, seq FROM events WHERE id=?", (event_id,)
+            ).fetchone()
+        return (row["job_id"], row["seq"]) if row else None
+
+    @staticmethod
+    def _event_from_row(row: sqlite3.Row) -> EventRecord:
+        data = dict(row)
+        data["data"] = json.loads(data["data"]) if data["data"] is not None else None
+        return EventRecord(**data)
+
+    # --- models -------------------------------------------------------------------------
+    def add_model(self, record: ModelRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO models VALUES (?,?,?,?,?,?)",
+                (
+                    record.id,
+                    record.created,
+                    record.owned_by,
+                    record.job_id,
+                    record.root,
+                    record.path,
+                ),
+            )
+
+    def get_model(self, model_id: str) -> ModelRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM models WHERE id=?", (model_id,)).fetchone()
+        return ModelRecord(**dict(row)) if row else None
+
+    def list_models(self) -> list[ModelRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM models ORDER BY created, rowid").fetchall()
+        return [ModelRecord(**dict(r)) for r in rows]
+
+    def delete_model(self, model_id: str) -> bool:
+        """Unlist the model, then remove its weights; a crash in between leaves only trash."""
+        record = self.get_model(model_id)
+        if record is None:
+            return False
+        with self._lock:
+            self._db.execute("DELETE FROM models WHERE id=?", (model_id,))
+        path = Path(record.path)
+        if path.exists():
+            trash = self._trash_dir / new_id("model-")
+            os.replace(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def model_slug(self, model_id: str) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
+        return f"{safe}-{hashlib.sha256(model_id.encode()).hexdigest()[:8]}"
+
+    def iter_blob(self, record: FileRecord, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+        with open(self.blob_path(record.sha256), "rb") as fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk

@@ -1,0 +1,147 @@
+"""Wire shapes: how stored records look in each dialect of the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftui.server.store import EventRecord, FileRecord, JobRecord, ModelRecord, Store
+
+LEGACY_STATUS = {"validating_files": "pending", "queued": "pending"}
+LEGACY_DEFAULTS = {"n_epochs": 4, "prompt_loss_weight": 0.01}
+HYPERPARAM_KEYS = ("batch_size", "learning_rate_multiplier", "n_epochs")
+CLASSIFICATION_KEYS = (
+    "compute_classification_metrics",
+    "classification_n_classes",
+    "classification_positive_class",
+    "classification_betas",
+)
+
+
+def file_json(record: FileRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "object": "file",
+        "bytes": record.bytes,
+        "created_at": record.created_at,
+        "filename": record.filename,
+        "purpose": record.purpose,
+        "status": record.status,
+        "status_details": record.status_details,
+    }
+
+
+def _file_or_stub(store: Store, file_id: str) -> dict[str, Any]:
+    record = store.get_file(file_id)
+    if record:
+        return file_json(record)
+    # The file was deleted after the job was created; the job still names it.
+    return {"id": file_id, "object": "file", "status": "deleted"}
+
+
+def legacy_hyperparams(job: JobRecord) -> dict[str, Any]:
+    if job.hyperparams:
+        out = {k: job.hyperparams.get(k) for k in (*HYPERPARAM_KEYS, "prompt_loss_weight")}
+    else:
+        out = {
+            k: job.params[k] if job.params.get(k) is not None else LEGACY_DEFAULTS.get(k)
+            for k in (*HYPERPARAM_KEYS, "prompt_loss_weight")
+        }
+    if job.params.get("compute_classification_metrics"):
+        out.update({k: job.params.get(k) for k in CLASSIFICATION_KEYS})
+    return out
+
+
+def legacy_event(event: EventRecord) -> dict[str, Any]:
+    return {
+        "object": "fine-tune-event",
+        "created_at": event.created_at,
+        "level": event.level,
+        "message": event.message,
+    }
+
+
+def legacy_job(store: Store, job: JobRecord, with_events: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": job.id,
+        "object": "fine-tune",
+        "model": job.model,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+    }
+    if with_events:
+        out["events"] = [legacy_event(e) for e in store.events(job.id)]
+    out.update(
+        {
+            "fine_tuned_model": job.fine_tuned_model,
+            "hyperparams": legacy_hyperparams(job),
+            "organization_id": job.organization_id,
+            "result_files": [_file_or_stub(store, f) for f in job.result_files],
+            "status": LEGACY_STATUS.get(job.status, job.status),
+            "validation_files": [_file_or_stub(store, job.validation_file)]
+            if job.validation_file
+            else [],
+            "training_files": [_file_or_stub(store, job.training_file)],
+        }
+    )
+    return out
+
+
+def current_hyperparameters(job: JobRecord) -> dict[str, Any]:
+    if job.hyperparams:
+        return {k: job.hyperparams.get(k) for k in HYPERPARAM_KEYS}
+    return {k: job.params[k] if job.params.get(k) is not None else "auto" for k in HYPERPARAM_KEYS}
+
+
+def current_event(event: EventRecord) -> dict[str, Any]:
+    return {
+        "object": "fine_tuning.job.event",
+        "id": event.id,
+        "created_at": event.created_at,
+        "level": event.level,
+        "message": event.message,
+        "type": event.type,
+        "data": event.data if event.data is not None else {},
+    }
+
+
+def current_job(job: JobRecord) -> dict[str, Any]:
+    hyperparameters = current_hyperparameters(job)
+    return {
+        "id": job.id,
+        "object": "fine_tuning.job",
+        "created_at": job.created_at,
+        "error": job.error,
+        "fine_tuned_model": job.fine_tuned_model,
+        "finished_at": job.finished_at,
+        "hyperparameters": hyperparameters,
+        "model": job.model,
+        "organization_id": job.organization_id,
+        "result_files": list(job.result_files),
+        "status": job.status,
+        "trained_tokens": job.trained_tokens,
+        "training_file": job.training_file,
+        "validation_file": job.validation_file,
+        "seed": job.seed,
+        "estimated_finish": job.estimated_finish,
+        "integrations": job.integrations,
+        "metadata": job.metadata,
+        "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+        "user_provided_suffix": job.suffix,
+    }
+
+
+def model_json(
+    model_id: str, created: int, owned_by: str, root: str, parent: str | None
+) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": created,
+        "owned_by": owned_by,
+        "root": root,
+        "parent": parent,
+    }
+
+
+def fine_tuned_model_json(record: ModelRecord) -> dict[str, Any]:
+    return model_json(record.id, record.created, record.owned_by, record.root, record.root)
