@@ -25,7 +25,7 @@ def org_slug(organization_id: str) -> str:
 
 
 def base_stem(model: str) -> str:
-    """The base a name starts with: the root of a fine-tuned model, the last part of a path or id."""
+    """The base a name starts with: a fine-tuned model's root, or the last part of a path/id."""
     if model.startswith("ft:"):
         return model.split(":")[1]
     if ":ft-" in model:

@@ -81,7 +81,7 @@ class Runner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _recover(self) -> None:
-        """Jobs that were running when the server stopped cannot continue; queued ones wait again."""
+        """Jobs that were training when the server stopped are failed; queued ones wait again."""
         for job in self.store.jobs_with_status("running"):
             self._finish_failed(
                 job,
