@@ -1,0 +1,393 @@
+"""Profiles: where ftui talks to, and with which key.
+
+The config file is TOML at ``<user config dir>/ftui/config.toml``::
+
+    default_profile = "openai"
+
+    [profiles.openai]
+    base_url = "https://api.openai.com/v1"
+    api_key_env = "OPENAI_API_KEY"     # the env var that holds the key, or:
+    # api_key_file = "/home/me/.config/ftui/keys/openai.key"   (must be mode 0600)
+    organization = "org-..."
+    dialect = "auto"                   # auto | current | legacy
+
+Keys never live in this file: a profile names an environment variable or a 0600 key file.
+A profile without ``base_url`` is the embedded server: ``local`` is built in, and ftui starts
+``ftui serve`` itself (loopback, free port, data dir under the user data dir) when it is used and
+no server is running.
+
+Which profile is used when none is named (no ``--profile``, no ``FTUI_PROFILE``):
+``OPENAI_BASE_URL`` set → the ad-hoc ``env`` profile (that URL, key from ``OPENAI_API_KEY``);
+else the config's ``default_profile``; else ``OPENAI_API_KEY`` set → ``env`` at
+``https://api.openai.com/v1``; else ``local``. A named profile never picks up ``OPENAI_API_KEY``
+unless it names that variable, so a key is only ever sent where a profile says it goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import platformdirs
+
+APP = "ftui"
+DIALECTS = ("auto", "current", "legacy")
+LOCAL = "local"
+ENV_PROFILE = "env"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class ConfigError(Exception):
+    """A config, profile or key file that cannot be used; the message says how to fix it."""
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP))
+
+
+def default_config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP))
+
+
+def mask_key(key: str | None) -> str:
+    """What may be shown of a key: its prefix and last four characters."""
+    if not key:
+        return "(none)"
+    if len(key) <= 8:
+        return "****"
+    return f"{key[:3]}…{key[-4:]}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named connection. Holds where the key is, never the key itself."""
+
+    name: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    organization: str | None = None
+    dialect: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.dialect not in DIALECTS:
+            raise ConfigError(
+                f"profile {self.name!r}: dialect must be one of {', '.join(DIALECTS)}, "
+                f"not {self.dialect!r}"
+            )
+        if self.base_url is not None and not re.match(r"https?://", self.base_url):
+            raise ConfigError(
+                f"profile {self.name!r}: base_url must start with http:// or https:// "
+                f"(got {self.base_url!r})"
+            )
+
+    @property
+    def is_embedded(self) -> bool:
+        """True for a profile served by ftui's own embedded server (no base_url)."""
+        return not self.base_url
+
+    def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The key from the named env var, else from the 0600 key file, else None."""
+        env = os.environ if environ is None else environ
+        if self.api_key_env:
+            value = env.get(self.api_key_env, "").strip()
+            if value:
+                return value
+        if self.api_key_file:
+            return read_key_file(Path(self.api_key_file).expanduser())
+        return None
+
+    def to_toml_table(self) -> dict[str, str]:
+        out = {}
+        for key in ("base_url", "api_key_env", "api_key_file", "organization", "dialect"):
+            value = getattr(self, key)
+            if value is not None and not (key == "dialect" and value == "auto"):
+                out[key] = value
+        return out
+
+
+def read_key_file(path: Path) -> str:
+    """Read a key file, refusing one that others can read or that someone else owns."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"key file {path}: {exc.strerror}") from None
+    if st.st_mode & 0o077:
+        raise ConfigError(
+            f"key file {path} is readable by others (mode {stat.filemode(st.st_mode)}); "
+            f"run: chmod 600 {path}"
+        )
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise ConfigError(f"key file {path} belongs to another user")
+    key = path.read_text(encoding="utf-8").strip()
+    if not key:
+        raise ConfigError(f"key file {path} is empty")
+    return key
+
+
+def write_key_file(path: Path, key: str) -> Path:
+    """Write ``key`` to ``path`` with mode 0600 from the first byte (temp file + rename)."""
+    key = key.strip()
+    if not key or "\n" in key:
+        raise ConfigError("an API key is one non-empty line")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (key + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
+
+
+BUILTIN_PROFILES = {LOCAL: Profile(name=LOCAL)}
+
+
+@dataclass
+class Config:
+    """The profiles of one config file (built-in ``local`` included)."""
+
+    path: Path = field(default_factory=default_config_path)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    default_profile: str | None = None
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Config:
+        path = Path(path) if path else default_config_path()
+        profiles = dict(BUILTIN_PROFILES)
+        default = None
+        if path.exists():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+            default = data.get("default_profile")
+            for name, table in (data.get("profiles") or {}).items():
+                if not isinstance(table, dict):
+                    raise ConfigError(f"{path}: [profiles.{name}] must be a table")
+                unknown = set(table) - {
+                    "base_url",
+                    "api_key_env",
+                    "api_key_file",
+                    "organization",
+                    "dialect",
+                }
+                if unknown:
+                    raise ConfigError(
+                        f"{path}: profile {name!r} has unknown keys: {', '.join(sorted(unknown))}"
+                        + (
+                            " (keys go in an env var or a 0600 file)"
+                            if "api_key" in unknown
+                            else ""
+                        )
+                    )
+                profiles[name] = Profile(name=name, **table)
+        return cls(path=path, profiles=profiles, default_profile=default)
+
+    def save(self) -> None:
+        """Write the file atomically (temp + rename, mode 0600); built-ins are left out."""
+        lines = []
+        if self.default_profile:
+            lines.append(f"default_profile = {_toml_str(self.default_profile)}")
+        for name, profile in sorted(self.profiles.items()):
+            if BUILTIN_PROFILES.get(name) == profile:
+                continue
+            lines.append("")
+            lines.append(f"[profiles.{_toml_key(name)}]")
+            for key, value in profile.to_toml_table().items():
+                lines.append(f"{key} = {_toml_str(value)}")
+        text = "\n".join(lines).lstrip("\n") + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def get(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise ConfigError(
+                f"no profile named {name!r} in {self.path} (known: {known})"
+            ) from None
+
+    def set_profile(self, profile: Profile) -> None:
+        self.profiles[profile.name] = profile
+
+    def remove_profile(self, name: str) -> None:
+        self.profiles.pop(name, None)
+        if name in BUILTIN_PROFILES:
+            self.profiles[name] = BUILTIN_PROFILES[name]
+        if self.default_profile == name:
+            self.default_profile = None
+
+    def store_api_key(self, name: str, key: str, directory: Path | None = None) -> Profile:
+        """Keep ``key`` in a 0600 file beside the config and point profile ``name`` at it."""
+        directory = directory or self.path.parent / "keys"
+        path = write_key_file(directory / f"{_safe_filename(name)}.key", key)
+        profile = replace(self.get(name), api_key_file=str(path), api_key_env=None)
+        self.set_profile(profile)
+        return profile
+
+    def resolve(self, name: str | None = None, environ: Mapping[str, str] | None = None) -> Profile:
+        """The profile to use (see the module docstring for the order)."""
+        env = os.environ if environ is None else environ
+        name = name or env.get("FTUI_PROFILE") or None
+        if name:
+            return self.get(name)
+        if env.get("OPENAI_BASE_URL"):
+            return Profile(
+                name=ENV_PROFILE,
+                base_url=env["OPENAI_BASE_URL"].rstrip("/"),
+                api_key_env="OPENAI_API_KEY",
+                organization=env.get("OPENAI_ORGANIZATION") or None,
+            )
+        if self.default_profile:
+            return self.get(self.default_profile)
+        if env.get("OPENAI_API_KEY"):
+            return Profile(
+                name=ENV_PROFILE,
+                base_url=OPENAI_BASE_URL,
+                api_key_env="OPENAI_API_KEY",
+                organization=env.get("OPENAI_ORGANIZATION") or None,
+            )
+        return self.get(LOCAL)
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def _toml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_str(name)
+
+
+def _safe_filename(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "profile"
+
+
+# --- the embedded server -------------------------------------------------------------------------
+
+SERVE_ARGS = ("-m", "ftui", "serve")
+
+
+def _healthy(base_url: str, timeout: float = 2.0) -> bool:
+    import httpx
+
+    try:
+        r = httpx.get(f"{base_url}/models", timeout=timeout, trust_env=False)
+    except httpx.HTTPError:
+        return False
+    try:
+        return r.status_code == 200 and "data" in r.json()
+    except ValueError:
+        return False
+
+
+def ensure_local_server(
+    directory: Path | None = None, *, timeout: float = 90.0, python: str | None = None
+) -> str:
+    """Return the base URL of the embedded server, starting ``ftui serve`` if none is running.
+
+    The server's port and pid are kept in ``<directory>/local-server.json``; a lock file makes
+    two ftui processes starting at once share one server. The server's data lives in
+    ``<directory>/server`` and its log in ``<directory>/server.log``.
+    """
+    import fcntl
+
+    directory = Path(directory) if directory else data_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    state_path = directory / "local-server.json"
+    with open(directory / "local-server.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            state = json.loads(state_path.read_text())
+            base_url = f"http://127.0.0.1:{int(state['port'])}/v1"
+            if _healthy(base_url):
+                return base_url
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        server_dir = directory / "server"
+        server_dir.mkdir(parents=True, exist_ok=True)
+        log_path = directory / "server.log"
+        with open(log_path, "ab") as log:
+            start = log.tell()
+            proc = subprocess.Popen(
+                [
+                    python or sys.executable,
+                    *SERVE_ARGS,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--data-dir",
+                    str(server_dir),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            port = _announced_port(log_path, start)
+            if port is not None:
+                base_url = f"http://127.0.0.1:{port}/v1"
+                tmp = state_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"port": port, "pid": proc.pid}))
+                os.replace(tmp, state_path)
+                return base_url
+            if proc.poll() is not None:
+                raise ConfigError(
+                    f"the embedded server (ftui serve) exited with status {proc.returncode}; "
+                    f"is the 'local' extra installed (pip install 'ftui[local]')? "
+                    f"Log {log_path}:\n{_tail(log_path)}"
+                )
+            time.sleep(0.1)  # a child process's log line: there is nothing to await on
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        raise ConfigError(
+            f"the embedded server did not start within {timeout:.0f}s; see {log_path}"
+        )
+
+
+READY_MARK = "ftui serve: listening on http://127.0.0.1:"
+
+
+def _announced_port(log_path: Path, start: int) -> int | None:
+    """The port ``ftui serve`` announced in its log after offset ``start``, if it has yet."""
+    with open(log_path, "rb") as fh:
+        fh.seek(start)
+        for line in fh.read().decode(errors="replace").splitlines():
+            if line.startswith(READY_MARK):
+                return int(line[len(READY_MARK) :].split("/", 1)[0])
+    return None
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
