@@ -207,3 +207,21 @@ def test_base_and_unknown_models_cannot_be_deleted(client):
     assert error["code"] == "model_not_found"
     assert "ada:ft-personal-2020-01-01-00-00-00" in error["message"]
     error_of(client.get("/models/no-such-model"), 404)
+
+
+def test_file_list_order_and_pagination(client, tmp_path):
+    ids = []
+    for i in range(3):
+        path = tmp_path / f"p{i}.jsonl"
+        path.write_text(json.dumps({"prompt": f"page {i}", "completion": " x"}) + "\n")
+        ids.append(upload(client, path)["id"])
+    newest = client.get("/files", params={"limit": 2}).json()
+    assert [f["id"] for f in newest["data"]] == ids[::-1][:2]
+    assert newest["has_more"] is True
+    assert newest["first_id"] == ids[2] and newest["last_id"] == ids[1]
+    rest = client.get("/files", params={"limit": 2, "after": newest["last_id"]}).json()
+    assert rest["data"][0]["id"] == ids[0]
+    oldest = client.get("/files", params={"order": "asc"}).json()["data"]
+    assert [f["id"] for f in oldest if f["id"] in ids] == ids
+    assert error_of(client.get("/files", params={"order": "up"}), 400)["param"] == "order"
+    assert error_of(client.get("/files", params={"limit": "x"}), 400)["param"] == "limit"

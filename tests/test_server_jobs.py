@@ -475,3 +475,12 @@ def test_unfinished_server_job_fails_cleanly_after_restart(server_factory, make_
         assert after["status"] == "failed"
         assert "server stopped" in after["error"]["message"]
         assert not (Path(proc.data_dir) / "jobs" / job["id"] / "model").exists()
+
+
+def test_a_job_without_a_model_uses_the_default_base(client, training_file):
+    job = client.post("/fine-tunes", json={"training_file": training_file["id"]}).json()
+    assert job["model"] == "smollm2-135m-instruct"  # the bundled model, from the alias table
+    cancelled = client.post(f"/fine-tunes/{job['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["events"][-1]["message"] == "Fine-tune cancelled"
+    assert follow(client, job["id"])[-1]["message"] == "Fine-tune cancelled"

@@ -133,12 +133,24 @@ class Server:
             ) from None
 
     async def list_files(self, request: Request) -> Response:
-        purpose = request.query_params.get("purpose")
-        records = self.store.list_files(purpose)
-        if request.query_params.get("order", "desc") == "desc" and request.query_params:
+        records = self.store.list_files(request.query_params.get("purpose"))
+        order = request.query_params.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise bad_request(f"'order' must be 'asc' or 'desc'; got {order!r}.", param="order")
+        if order == "desc":
             records.reverse()
-        data = [views.file_json(r) for r in records]
-        return JSONResponse({"object": "list", "data": data, "has_more": False})
+        page, has_more = _page(records, request, default_limit=10_000, key=lambda r: r.id)
+        data = [views.file_json(r) for r in page]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": first,
+                "last_id": last,
+                "has_more": has_more,
+            }
+        )
 
     async def get_file(self, request: Request) -> Response:
         return JSONResponse(views.file_json(self.file_or_404(request.path_params["file_id"])))
