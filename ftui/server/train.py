@@ -38,6 +38,7 @@ MAX_BATCH_SIZE = 256
 LENGTH_WINDOW_BATCHES = 50
 # Validation runs on one validation batch about this many times per job (and on the last step).
 VALIDATION_POINTS = 25
+UNEXPECTED = "Training failed unexpectedly"
 CHATML_FALLBACK = "<|im_start|>{role}\n{content}<|im_end|>\n"
 CHATML_GENERATION_PROMPT = "<|im_start|>assistant\n"
 
@@ -285,7 +286,9 @@ def encode_chat(tokenizer: Any, messages: list[dict], eos_id: int) -> Encoded:
                 seg, flags = seg + [eos_id], flags + [True]
         ids += seg
         completion += flags
-    return Encoded(ids, completion)
+    # What the template adds after the last reply (e.g. "\n") is not worth a training target.
+    end = len(completion) - completion[::-1].index(True) if True in completion else len(ids)
+    return Encoded(ids[:end], completion[:end])
 
 
 def truncate(example: Encoded, max_len: int) -> Encoded:
@@ -592,7 +595,7 @@ def _failure_message(exc: BaseException) -> str:
             "Training ran out of memory. Try a smaller batch_size, shorter examples or a "
             "smaller base model."
         )
-    return f"Training failed unexpectedly: {type(exc).__name__}: {exc}"
+    return f"{UNEXPECTED}: {type(exc).__name__}: {exc}"
 
 
 def run(job_dir: str | os.PathLike[str]) -> int:
@@ -608,8 +611,12 @@ def run(job_dir: str | os.PathLike[str]) -> int:
         train_job(job_dir, progress)
         return 0
     except Exception as exc:
-        traceback.print_exc()
-        progress.emit("failed", message=_failure_message(exc))
+        message = _failure_message(exc)
+        if message.startswith(UNEXPECTED):
+            traceback.print_exc()  # a bug or an environment problem: keep the detail in the log
+        else:
+            print(f"ftui train: {message}", file=sys.stderr)
+        progress.emit("failed", message=message)
         return 1
     finally:
         progress.close()
