@@ -13,6 +13,9 @@ import sys
 COMMAND_MODULES = (
     "ftui.commands.serve",
     "ftui.commands.prepare_data",
+    "ftui.commands.jobs",
+    "ftui.commands.files",
+    "ftui.commands.models",
 )
 
 

@@ -237,6 +237,15 @@ def _is_loopback(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+def _redactor(key: str | None) -> Callable[[str], str]:
+    """A function that blanks ``key`` out of a text (a closure, so no attribute holds the key)."""
+
+    def redact(text: str) -> str:
+        return text.replace(key, "sk-…redacted") if key and key in text else text
+
+    return redact
+
+
 def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
@@ -326,7 +335,7 @@ class Client:
         self._configured_dialect = dialect
         self._caps: dict[str, Any] | None = None
         self._caps_lock = asyncio.Lock()
-        self.__api_key = api_key or None
+        self._redact = _redactor(api_key)  # the key lives only here and in the auth header
         headers = {"User-Agent": f"ftui/{__version__}", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -358,12 +367,6 @@ class Client:
         await self._http.aclose()
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _redact(self, text: str) -> str:
-        key = self.__api_key
-        if key and key in text:
-            text = text.replace(key, "sk-…redacted")
-        return text
-
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
