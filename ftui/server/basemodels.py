@@ -50,10 +50,12 @@ DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "
 class BaseModelNotFound(Exception):
     """A base model is not available locally; ``how_to_get`` says what the user can do."""
 
-    def __init__(self, name: str, how_to_get: str) -> None:
+    def __init__(self, name: str, how_to_get: str, target: str | None = None) -> None:
         self.name = name
         self.how_to_get = how_to_get
-        super().__init__(f"Base model '{name}' is not available: {how_to_get}")
+        self.target = target or name
+        mapped = f" (mapped to '{target}')" if target and target != name else ""
+        super().__init__(f"Base model '{name}'{mapped} is not available: {how_to_get}")
 
 
 class BaseModelConfigError(ValueError):
@@ -287,20 +289,25 @@ def resolve(
             f"local directory {path}{via} has no config.json (it should be a Hugging Face model "
             f"directory). Fix the path in {table_path(data_dir)}.",
         )
-    if target == BUNDLED_ID:
-        return ensure_bundled(data_dir)
+    if target == BUNDLED_ID or looks_like_hf_id(target):
+        try:
+            if target == BUNDLED_ID:
+                return ensure_bundled(data_dir)
+            return _resolve_hf(target, data_dir, allow_download)
+        except BaseModelNotFound as e:
+            if requested == e.name:
+                raise
+            raise BaseModelNotFound(requested, e.how_to_get, target) from e
     if ":ft-" in target or target.startswith("ft:"):
         raise BaseModelNotFound(
             requested, "it looks like a fine-tuned model id, but no such model exists here."
         )
-    if not looks_like_hf_id(target):
-        known = ", ".join(sorted({*table.aliases, BUNDLED_ID}))
-        raise BaseModelNotFound(
-            requested,
-            f"'{target}'{via} is not a known name ({known}), a local directory or a Hugging Face "
-            f"repo id. Add it to {table_path(data_dir)}.",
-        )
-    return _resolve_hf(target, data_dir, allow_download)
+    known = ", ".join(sorted({*table.aliases, BUNDLED_ID}))
+    raise BaseModelNotFound(
+        requested,
+        f"'{target}'{via} is not a known name ({known}), a local directory or a Hugging Face "
+        f"repo id. Add it to {table_path(data_dir)}.",
+    )
 
 
 def _resolve_hf(repo_id: str, data_dir: Path, allow_download: bool) -> Path:

@@ -251,7 +251,8 @@ def _render_chat(tokenizer: Any, messages: list[dict], generation_prompt: bool) 
 
 def chat_segments(tokenizer: Any, messages: list[dict]) -> list[tuple[str, bool]]:
     """The rendered conversation cut into (text, is_completion) pieces: each assistant reply is
-    the text the template adds after the generation prompt; everything else is prompt.
+    the text the template adds after the generation prompt (prompt too if its "weight" is 0);
+    everything else is prompt.
     Messages after the last assistant reply teach nothing and are dropped."""
     segments: list[tuple[str, bool]] = []
     done = ""
@@ -266,7 +267,8 @@ def chat_segments(tokenizer: Any, messages: list[dict]) -> list[tuple[str, bool]
                 "growing prefix, so its assistant replies cannot be located (does it start "
                 "with an assistant message?)."
             )
-        segments += [(before[len(done) :], False), (through[len(before) :], True)]
+        trained = message.get("weight", 1) != 0  # current API: weight 0 skips a reply
+        segments += [(before[len(done) :], False), (through[len(before) :], trained)]
         done = through
     return segments
 
