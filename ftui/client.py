@@ -335,6 +335,7 @@ class Client:
         self._configured_dialect = dialect
         self._caps: dict[str, Any] | None = None
         self._caps_lock = asyncio.Lock()
+        self._owned_cache: Cache | None = None
         self._redact = _redactor(api_key)  # the key lives only here and in the auth header
         headers = {"User-Agent": f"ftui/{__version__}", "Accept": "application/json"}
         if api_key:
@@ -365,6 +366,8 @@ class Client:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._owned_cache is not None:  # opened by connect() for this client
+            self._owned_cache.close()
 
     # -- plumbing --------------------------------------------------------------------------------
     def _url(self, path: str) -> str:
@@ -1196,14 +1199,14 @@ async def connect(
         assert profile.base_url is not None
         base_url = profile.base_url
     api_key = profile.api_key(environ)
-    profile_cache = None
+    profile_cache = owned = None
     if cache is True:
         from ftui.cache import Cache
 
-        cache = Cache()
+        cache = owned = Cache()
     if cache:
         profile_cache = cache.profile(cache_namespace(profile))
-    return Client(
+    client = Client(
         base_url,
         api_key=api_key,
         organization=profile.organization,
@@ -1212,3 +1215,5 @@ async def connect(
         profile_name=profile.name,
         **client_kwargs,
     )
+    client._owned_cache = owned
+    return client
