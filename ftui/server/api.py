@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ftui.records import RecordError, validate_jsonl
 from ftui.server import basemodels, jobrequests, params, views
+from ftui.server.completions import CompletionService
 from ftui.server.errors import APIError, bad_request, not_found
 from ftui.server.runner import Runner
 from ftui.server.signals import JobSignals
@@ -57,6 +58,7 @@ class Server:
             device=config.device,
             threads=config.threads,
         )
+        self.completions = CompletionService(self.store, device=config.device)
 
     # --- helpers ------------------------------------------------------------------------
     def file_or_404(self, file_id: str) -> FileRecord:
@@ -281,6 +283,39 @@ class Server:
     async def cancel_current(self, request: Request) -> Response:
         return JSONResponse(views.current_job(await self._cancel(request.path_params["job_id"])))
 
+    async def pause_current(self, request: Request) -> Response:
+        job = self.job_or_404(request.path_params["job_id"])
+        if job.status not in ("validating_files", "queued", "running"):
+            raise bad_request(
+                f"Job {job.id} is {job.status}; only a queued or running job can be paused.",
+                param="id",
+            )
+        return JSONResponse(views.current_job(await self.runner.pause(job)))
+
+    async def resume_current(self, request: Request) -> Response:
+        job = self.job_or_404(request.path_params["job_id"])
+        if job.status != "paused":
+            raise bad_request(
+                f"Job {job.id} is {job.status}; only a paused job can be resumed.", param="id"
+            )
+        return JSONResponse(views.current_job(self.runner.resume(job)))
+
+    async def current_checkpoints(self, request: Request) -> Response:
+        job = self.job_or_404(request.path_params["job_id"])
+        checkpoints = list(reversed(self.store.checkpoints(job.id)))  # newest first
+        page, has_more = _page(checkpoints, request, default_limit=10, key=lambda c: c.id)
+        data = [views.checkpoint_json(c) for c in page]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": first,
+                "last_id": last,
+                "has_more": has_more,
+            }
+        )
+
     async def current_events(self, request: Request) -> Response:
         job = self.job_or_404(request.path_params["job_id"])
         events = list(reversed(self.store.events(job.id)))  # newest first
@@ -409,10 +444,15 @@ def create_app(config: ServerConfig) -> Starlette:
         route("/v1/fine_tuning/jobs", s.create_current, ["POST"]),
         route("/v1/fine_tuning/jobs/{job_id}/cancel", s.cancel_current, ["POST"]),
         route("/v1/fine_tuning/jobs/{job_id}/events", s.current_events, ["GET"]),
+        route("/v1/fine_tuning/jobs/{job_id}/pause", s.pause_current, ["POST"]),
+        route("/v1/fine_tuning/jobs/{job_id}/resume", s.resume_current, ["POST"]),
+        route("/v1/fine_tuning/jobs/{job_id}/checkpoints", s.current_checkpoints, ["GET"]),
         route("/v1/fine_tuning/jobs/{job_id}", s.get_current, ["GET"]),
         route("/v1/models", s.list_models, ["GET"]),
         route("/v1/models/{model:path}", s.get_model, ["GET"]),
         route("/v1/models/{model:path}", s.delete_model, ["DELETE"]),
+        route("/v1/completions", s.completions.create, ["POST"]),
+        route("/v1/engines/{model:path}/completions", s.completions.create_for_engine, ["POST"]),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -24,6 +24,7 @@ LEGACY_FIELDS = {
     "suffix",
     "seed",
     "hyperparameters",  # the v1 SDK's stub of this endpoint sent it
+    "lora",  # ftui extension: true/false; absent = LoRA only for large base models
 }
 CURRENT_FIELDS = {
     "model",
@@ -92,8 +93,10 @@ def _nested_hyperparameters(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise bad_request("'hyperparameters' must be an object.", param="hyperparameters")
     raw = {k: v for k, v in raw.items() if v is not None}
-    params.reject_unknown(raw, HYPERPARAMETER_FIELDS)
-    return _hyperparameters(raw, allow_auto=True)
+    params.reject_unknown(raw, HYPERPARAMETER_FIELDS | {"lora"})
+    out = _hyperparameters(raw, allow_auto=True)
+    out["lora"] = params.auto_or(raw, "lora", params.boolean)  # ftui extension
+    return out
 
 
 def _seed(body: dict[str, Any]) -> int:
@@ -133,6 +136,9 @@ def legacy_job(store: Store, body: dict[str, Any], organization_id: str, default
     nested = _nested_hyperparameters(body) if "hyperparameters" in body else {}
     requested = _hyperparameters(body, allow_auto=False)
     requested = {k: requested[k] if requested[k] is not None else nested.get(k) for k in requested}
+    requested["lora"] = params.boolean(body, "lora")
+    if requested["lora"] is None:
+        requested["lora"] = nested.get("lora")
     requested["prompt_loss_weight"] = params.number(body, "prompt_loss_weight", 0.0, 1.0)
     requested.update(_classification(body))
     _check_file(store, training_file, "training_file")

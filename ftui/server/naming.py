@@ -41,7 +41,14 @@ def legacy_name(base: str, organization_id: str, suffix: str | None, when: int) 
     return f"{base_stem(base)}:{middle}-{stamp}"
 
 
-def current_name(base: str, organization_id: str, suffix: str | None) -> str:
-    tag = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+def new_tag() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def current_name(base: str, organization_id: str, suffix: str | None, tag: str) -> str:
     cleaned = normalize_current_suffix(suffix) if suffix else ""
     return f"ft:{base_stem(base)}:{org_slug(organization_id)}:{cleaned}:{tag}"
+
+
+def checkpoint_name(model_name: str, step: int) -> str:
+    return f"{model_name}:ckpt-step-{step}"

@@ -1,8 +1,10 @@
 """The job queue: each job trains in its own child process (`python -m ftui.server.train`).
 
-The child reports through `JOB_DIR/progress.jsonl`; the runner turns those lines into job state,
-events in the job's dialect, a registered model and a results file. Keeping training out of the
-server process keeps the API responsive and returns all of a job's memory when it ends.
+The child reports through `JOB_DIR/progress.jsonl`; the runner applies each line to the job in
+one transaction together with the file offset it has reached, so after a crash of the server the
+log is applied exactly once. Lines become job state, events in the job's dialect, checkpoints,
+a registered model and a results file. Keeping training out of the server process keeps the API
+responsive and returns all of a job's memory when it ends.
 """
 
 from __future__ import annotations
@@ -22,13 +24,26 @@ from typing import Any
 
 from ftui.server import naming, resultsfile
 from ftui.server.signals import JobSignals
-from ftui.server.store import FileRecord, JobRecord, ModelRecord, Store, new_id, now
+from ftui.server.store import (
+    CheckpointRecord,
+    FileRecord,
+    JobRecord,
+    ModelRecord,
+    Store,
+    new_id,
+    now,
+)
 
 log = logging.getLogger("ftui.server.runner")
 
 POLL_SECONDS = 0.2
 CANCEL_GRACE_SECONDS = 5.0
+PAUSE_TIMEOUT_SECONDS = 600.0
 CURRENT_AUTO_EPOCHS = 3
+KEEP_CHECKPOINTS = 3
+MAX_ATTEMPTS = 3  # starts of one job, counting resumes after crashes
+TRAINER_STATE = "trainer_state.pt"
+HYPERPARAM_KEYS = ("n_epochs", "batch_size", "learning_rate_multiplier", "prompt_loss_weight")
 
 
 @dataclass
@@ -36,13 +51,15 @@ class RunningJob:
     job_id: str
     process: asyncio.subprocess.Process
     progress_path: Path
-    offset: int = 0
-    total_steps: int | None = None
     started_at: float = field(default_factory=time.time)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    first_step: int | None = None
+    total_steps: int | None = None
     failure: str | None = None
     model_path: str | None = None
+    paused_step: int | None = None
     cancelled: bool = False
+    pausing: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Runner:
@@ -68,29 +85,65 @@ class Runner:
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        self._recover()
+        await self._recover()
         self._scheduler = asyncio.create_task(self._schedule())
 
     async def stop(self) -> None:
         if self._scheduler:
             self._scheduler.cancel()
         for running in list(self._running.values()):
+            running.cancelled = True  # not a cancel of the job: it resumes at the next start
             await self._terminate(running.process)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _recover(self) -> None:
-        """Jobs that were training when the server stopped are failed; queued ones wait again."""
+    async def _recover(self) -> None:
+        """Jobs that were training when the server stopped resume from their last checkpoint."""
         for job in self.store.jobs_with_status("running"):
-            self._finish_failed(
-                job,
-                "The server stopped while this job was training, so it did not finish. "
-                "Create the job again to retrain.",
-                code="server_restarted",
-            )
+            await self._kill_orphan(job)
+            self._apply_progress(job.id, None)  # what the old process wrote after our last read
+            job = self.store.get_job(job.id)
+            assert job is not None
+            self._retry_or_fail(job, "The server stopped while this job was training")
         for job in self.store.jobs_with_status("validating_files", "queued"):
             self.submit(job.id)
+
+    async def _kill_orphan(self, job: JobRecord) -> None:
+        """The training process lives in its own session, so it can outlive a killed server."""
+        if not job.pid:
+            return
+        try:
+            cmdline = Path(f"/proc/{job.pid}/cmdline").read_bytes()
+        except OSError:
+            return
+        if str(self.store.job_dir(job.id)).encode() not in cmdline:
+            return  # the pid was reused by something else
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+        for _ in range(100):
+            if not Path(f"/proc/{job.pid}").exists():
+                break
+            await asyncio.sleep(0.05)
+
+    def _retry_or_fail(self, job: JobRecord, what_happened: str) -> None:
+        checkpoint = self._resume_point(job)
+        if job.attempts >= MAX_ATTEMPTS:
+            self._finish_failed(
+                job,
+                f"{what_happened}, and it has been started {job.attempts} times; giving up.",
+                code="too_many_restarts",
+            )
+            return
+        if checkpoint:
+            how = f"it resumes from the checkpoint at step {checkpoint.step}"
+        else:
+            how = "there is no checkpoint yet, so it starts again from the beginning"
+        self.emit(job, f"{what_happened}; {how}.", level="warn")
+        job.status = "queued"
+        self._save(job)
+        self._queue.insert(0, job.id)
+        self._wake.set()
 
     # --- events -------------------------------------------------------------------------
     def emit(self, job: JobRecord, message: str, **kwargs: Any) -> None:
@@ -131,9 +184,8 @@ class Runner:
             self._wake.clear()
             started = False
             while self._queue and len(self._running) < self.max_concurrent:
-                job_id = self._queue.pop(0)
-                job = self.store.get_job(job_id)
-                if job is None or job.terminal:
+                job = self.store.get_job(self._queue.pop(0))
+                if job is None or job.status != "queued":
                     continue
                 await self._launch(job)
                 started = True
@@ -141,31 +193,44 @@ class Runner:
                 self._announce_queue()
 
     # --- running a job ------------------------------------------------------------------
+    def _resume_point(self, job: JobRecord) -> CheckpointRecord | None:
+        for checkpoint in reversed(self.store.checkpoints(job.id)):
+            if (Path(checkpoint.path) / TRAINER_STATE).exists():
+                return checkpoint
+        return None
+
     def _spec(self, job: JobRecord) -> dict[str, Any]:
         job_dir = self.store.job_dir(job.id)
-        base_path = None
-        model = self.store.get_model(job.model)
-        if model is not None:
-            base_path = model.path
-        hyper = {
-            k: job.params.get(k)
-            for k in ("n_epochs", "batch_size", "learning_rate_multiplier", "prompt_loss_weight")
-        }
+        parent = self.store.get_model(job.model)
+        hyper = {k: job.params.get(k) for k in HYPERPARAM_KEYS}
         if job.dialect == "current" and hyper["n_epochs"] is None:
             hyper["n_epochs"] = CURRENT_AUTO_EPOCHS
+        classification = None
+        if job.params.get("compute_classification_metrics"):
+            classification = {
+                "n_classes": job.params.get("classification_n_classes"),
+                "positive_class": job.params.get("classification_positive_class"),
+                "betas": job.params.get("classification_betas"),
+            }
+        resume = self._resume_point(job)
         return {
             "job_id": job.id,
             "dialect": job.dialect,
             "base_model": job.model,
-            "base_model_path": base_path,
+            "base_model_path": parent.path if parent else None,
             "data_dir": str(self.store.data_dir),
             "training_file": self._file_path(job.training_file),
             "validation_file": self._file_path(job.validation_file),
             "hyperparams": hyper,
+            "lora": job.params.get("lora"),
+            "classification": classification,
+            "checkpoints": {"dir": str(job_dir / "checkpoints")},
+            "resume_from": resume.path if resume else None,
             "seed": job.seed,
             "output_dir": str(job_dir / "model"),
             "device": self.device,
             "threads": self.threads,
+            "concurrent_jobs": self.max_concurrent,
         }
 
     def _file_path(self, file_id: str | None) -> str | None:
@@ -185,10 +250,8 @@ class Runner:
             self._finish_failed(job, str(exc), code="invalid_training_file")
             return
         (job_dir / "spec.json").write_text(json.dumps(spec, indent=2))
-        progress = job_dir / "progress.jsonl"
-        progress.unlink(missing_ok=True)
         env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", TOKENIZERS_PARALLELISM="false")
-        with open(job_dir / "train.log", "wb") as log_file:
+        with open(job_dir / "train.log", "ab") as log_file:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -200,14 +263,18 @@ class Runner:
                 env=env,
                 start_new_session=True,
             )
-        running = RunningJob(job.id, process, progress)
+        running = RunningJob(job.id, process, job_dir / "progress.jsonl")
         self._running[job.id] = running
+        first_start = job.pid is None
+        job.pid = process.pid
+        job.attempts += 1
+        job.model_tag = job.model_tag or naming.new_tag()
         job.status = "running"
-        self.emit(
-            job,
-            "Fine-tune started" if job.dialect == "legacy" else "Fine-tuning job started",
-            data=None if job.dialect == "current" else {},
-        )
+        if first_start:
+            if job.dialect == "legacy":
+                self.emit(job, "Fine-tune started")
+            else:
+                self.emit(job, "Fine-tuning job started", data=None)
         self._save(job)
         task = asyncio.create_task(self._watch(running))
         self._tasks.add(task)
@@ -219,9 +286,9 @@ class Runner:
                 try:
                     await asyncio.wait_for(running.process.wait(), POLL_SECONDS)
                 except TimeoutError:
-                    self._read_progress(running)
+                    self._apply_progress(running.job_id, running)
                     continue
-                self._read_progress(running)
+                self._apply_progress(running.job_id, running)
                 break
             await self._conclude(running)
         except Exception:  # a bug here must fail the job, not leave it running forever
@@ -231,55 +298,67 @@ class Runner:
                 self._finish_failed(job, "Internal error while finishing the job.", code="internal")
         finally:
             self._running.pop(running.job_id, None)
+            running.done.set()
             self._wake.set()
 
-    def _read_progress(self, running: RunningJob) -> None:
+    def _apply_progress(self, job_id: str, running: RunningJob | None) -> None:
+        """Apply the complete lines the child appended since the job's stored offset."""
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
         try:
-            with open(running.progress_path, "rb") as fh:
-                fh.seek(running.offset)
+            with open(self.store.job_dir(job_id) / "progress.jsonl", "rb") as fh:
+                fh.seek(job.progress_offset)
                 data = fh.read()
         except FileNotFoundError:
             return
-        end = data.rfind(b"\n") + 1  # only whole lines; the child may be mid-write
-        running.offset += end
-        for line in data[:end].splitlines():
-            if line.strip():
-                self._handle(running, json.loads(line))
+        offset = job.progress_offset
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # the child is mid-write; the rest of the line comes later
+            offset += len(line)
+            with self.store.transaction():
+                job = self.store.get_job(job_id)
+                assert job is not None
+                if line.strip() and not job.terminal:
+                    self._handle(job, running, json.loads(line))
+                job.progress_offset = offset
+                self._save(job)
 
-    def _handle(self, running: RunningJob, msg: dict[str, Any]) -> None:
-        job = self.store.get_job(running.job_id)
-        if job is None or job.terminal:
-            return
+    def _handle(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "hyperparams":
-            running.total_steps = msg.get("total_steps")
-            job.hyperparams = {
-                k: msg[k]
-                for k in (
-                    "batch_size",
-                    "learning_rate_multiplier",
-                    "n_epochs",
-                    "prompt_loss_weight",
-                )
-            }
-            self._save(job)
+            if running:
+                running.total_steps = msg.get("total_steps")
+            job.hyperparams = {k: msg[k] for k in HYPERPARAM_KEYS}
         elif kind == "step":
-            self._on_step(running, job, msg)
-        elif kind == "epoch" and job.dialect == "legacy":
-            self.emit(job, f"Completed epoch {msg['epoch']}/{msg['n_epochs']}")
-        elif kind == "model_saved":
+            self._on_step(job, running, msg)
+        elif kind == "epoch" and msg["epoch"] > job.max_epoch:
+            job.max_epoch = msg["epoch"]
+            if job.dialect == "legacy":
+                self.emit(job, f"Completed epoch {msg['epoch']}/{msg['n_epochs']}")
+        elif kind == "checkpoint":
+            self._on_checkpoint(job, msg)
+        elif kind == "paused" and running:
+            running.paused_step = msg.get("step")
+        elif kind == "model_saved" and running:
             running.model_path = msg["path"]
-        elif kind == "failed":
+        elif kind == "failed" and running:
             running.failure = msg.get("message") or "Training failed."
 
-    def _on_step(self, running: RunningJob, job: JobRecord, msg: dict[str, Any]) -> None:
-        row = {k: v for k, v in msg.items() if k not in ("type", "time", "epoch", "tokens")}
-        running.rows.append(row)
+    def _on_step(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
+        step = msg["step"]
+        total = msg.get("total_steps") or (running.total_steps if running else None)
         job.trained_tokens = msg.get("elapsed_tokens")
-        step, total = msg["step"], msg.get("total_steps") or running.total_steps
-        if total:
-            per_step = (time.time() - running.started_at) / step
-            job.estimated_finish = int(time.time() + per_step * (total - step))
+        if running and total:
+            if running.first_step is None:
+                running.first_step, running.started_at = step, time.time()
+            elif step > running.first_step:
+                per_step = (time.time() - running.started_at) / (step - running.first_step)
+                job.estimated_finish = int(time.time() + per_step * (total - step))
+        if step <= job.max_step:
+            return  # redone after a resume: announced already
+        job.max_step = step
         if job.dialect == "current":
             data = {
                 "step": step,
@@ -287,13 +366,45 @@ class Runner:
                 "train_mean_token_accuracy": msg.get("training_token_accuracy"),
                 "total_steps": total,
             }
-            self.emit(
-                job,
-                f"Step {step}/{total}: training loss={msg.get('training_loss', 0):.2f}",
-                type="metrics",
-                data=data,
+            message = f"Step {step}/{total}: training loss={msg.get('training_loss', 0):.2f}"
+            if msg.get("validation_loss") is not None:
+                data["valid_loss"] = msg["validation_loss"]
+                data["valid_mean_token_accuracy"] = msg.get("validation_token_accuracy")
+                message += f", validation loss={msg['validation_loss']:.2f}"
+            self.emit(job, message, type="metrics", data=data)
+
+    def _model_name(self, job: JobRecord, when: int) -> str:
+        if job.dialect == "legacy":
+            return naming.legacy_name(job.model, job.organization_id, job.suffix, when)
+        assert job.model_tag
+        return naming.current_name(job.model, job.organization_id, job.suffix, job.model_tag)
+
+    def _on_checkpoint(self, job: JobRecord, msg: dict[str, Any]) -> None:
+        step = msg["step"]
+        if any(c.step == step for c in self.store.checkpoints(job.id)):
+            return  # rewritten after a resume: the same weights at the same place
+        if job.dialect == "current":
+            model_id = naming.checkpoint_name(self._model_name(job, now()), step)
+        else:
+            model_id = naming.checkpoint_name(job.id, step)
+        record = CheckpointRecord(
+            new_id("ftckpt_"), job.id, now(), step, model_id, msg["path"], msg.get("metrics") or {}
+        )
+        self.store.add_checkpoint(record)
+        self.store.add_model(
+            ModelRecord(
+                model_id,
+                record.created_at,
+                job.organization_id,
+                job.id,
+                naming.base_stem(job.model),
+                msg["path"],
+                kind="checkpoint",
             )
-        self._save(job)
+        )
+        self.emit(job, f"Checkpoint created at step {step}", data={"step": step})
+        for old in self.store.checkpoints(job.id)[:-KEEP_CHECKPOINTS]:
+            self.store.delete_checkpoint(old)
 
     async def _conclude(self, running: RunningJob) -> None:
         job = self.store.get_job(running.job_id)
@@ -301,7 +412,21 @@ class Runner:
             return
         code = running.process.returncode
         if code == 0 and running.model_path and Path(running.model_path).is_dir():
-            self._finish_succeeded(job, running)
+            self._finish_succeeded(job, running)  # it finished before it saw the pause
+            return
+        if running.pausing:
+            where = f" at step {running.paused_step}" if running.paused_step else ""
+            if job.dialect == "legacy":
+                self.emit(job, f"Fine-tune paused{where}")
+            else:
+                self.emit(job, f"Fine-tuning job paused{where}")
+            job.status = "paused"
+            job.estimated_finish = None
+            self._save(job)
+            return
+        if running.failure is None and code is not None and code < 0:
+            # Killed from outside (the OOM killer, kill -9): like a crash, resume if we can.
+            self._retry_or_fail(job, f"The training process was killed by signal {-code}")
             return
         reason = running.failure or self._crash_reason(job.id, code)
         self._finish_failed(job, reason, code="training_failed")
@@ -311,19 +436,20 @@ class Runner:
         with contextlib.suppress(OSError):
             lines = (self.store.job_dir(job_id) / "train.log").read_text(errors="replace")
             tail = next((ln for ln in reversed(lines.splitlines()) if ln.strip()), "")
-        how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
-        return f"The training process {how}" + (f": {tail}" if tail else ".")
+        return f"The training process exited with code {code}" + (f": {tail}" if tail else ".")
 
     def _finish_succeeded(self, job: JobRecord, running: RunningJob) -> None:
         when = now()
         name = self._model_name(job, when)
+        while self.store.get_model(name) is not None:  # same suffix, same second
+            when += 1
+            name = self._model_name(job, when)
         destination = self.store.models_dir / self.store.model_slug(name)
         # A rename of a complete directory: the model is never listed half-written.
+        assert running.model_path is not None
         os.replace(running.model_path, destination)
-        root = job.model
         parent = self.store.get_model(job.model)
-        if parent is not None:
-            root = parent.root
+        root = parent.root if parent else job.model
         self.store.add_model(
             ModelRecord(name, when, job.organization_id, job.id, root, str(destination))
         )
@@ -332,7 +458,7 @@ class Runner:
             self.emit(job, f"Uploaded model: {name}", created_at=when)
         else:
             self.emit(job, f"New fine-tuned model created: {name}", created_at=when)
-        results = self._store_results(job, running.rows)
+        results = self._store_results(job)
         job.result_files = [results.id]
         if job.dialect == "legacy":
             self.emit(job, f"Uploaded result file: {results.id}")
@@ -344,17 +470,20 @@ class Runner:
         job.estimated_finish = None
         self._save(job)
 
-    def _model_name(self, job: JobRecord, when: int) -> str:
-        while True:
-            if job.dialect == "legacy":
-                name = naming.legacy_name(job.model, job.organization_id, job.suffix, when)
-            else:
-                name = naming.current_name(job.model, job.organization_id, job.suffix)
-            if self.store.get_model(name) is None:
-                return name
-            when += 1  # two jobs with the same suffix finished within one second
+    def result_rows(self, job_id: str) -> list[dict[str, Any]]:
+        """One row per step from the progress log; a step redone after a resume counts once."""
+        rows: dict[int, dict[str, Any]] = {}
+        path = self.store.job_dir(job_id) / "progress.jsonl"
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
+            for line in fh:
+                if line.endswith(b"\n") and line.strip():
+                    msg = json.loads(line)
+                    if msg.get("type") == "step":
+                        rows[msg["step"]] = msg
+        return [rows[step] for step in sorted(rows)]
 
-    def _store_results(self, job: JobRecord, rows: list[dict[str, Any]]) -> FileRecord:
+    def _store_results(self, job: JobRecord) -> FileRecord:
+        rows = self.result_rows(job.id)
         content = resultsfile.render(rows, job.dialect, job.validation_file is not None)
         sha, size, _ = self.store.write_blob_bytes(content)
         record = FileRecord(
@@ -386,7 +515,7 @@ class Runner:
         job.estimated_finish = None
         self._save(job)
 
-    # --- cancel -------------------------------------------------------------------------
+    # --- cancel, pause, resume ------------------------------------------------------------
     async def cancel(self, job: JobRecord) -> JobRecord:
         if job.id in self._queue:
             self._queue.remove(job.id)
@@ -394,6 +523,8 @@ class Runner:
         if running is not None:
             running.cancelled = True
             await self._terminate(running.process)
+            await running.done.wait()
+        job = self.store.get_job(job.id) or job
         self._discard_outputs(job.id)
         if job.dialect == "legacy":
             self.emit(job, "Fine-tune cancelled")
@@ -403,6 +534,36 @@ class Runner:
         job.finished_at = now()
         job.estimated_finish = None
         self._save(job)
+        self._wake.set()
+        return job
+
+    async def pause(self, job: JobRecord) -> JobRecord:
+        """A running job checkpoints where it is and stops, freeing the device."""
+        running = self._running.get(job.id)
+        if running is None:
+            if job.id in self._queue:
+                self._queue.remove(job.id)
+            self.emit(job, "Fine-tuning job paused")
+            job.status = "paused"
+            self._save(job)
+            return job
+        running.pausing = True
+        with contextlib.suppress(ProcessLookupError):
+            running.process.send_signal(signal.SIGUSR1)
+        try:
+            await asyncio.wait_for(running.done.wait(), PAUSE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            await self._terminate(running.process)
+            await running.done.wait()
+        return self.store.get_job(job.id) or job
+
+    def resume(self, job: JobRecord) -> JobRecord:
+        checkpoint = self._resume_point(job)
+        where = f" from the checkpoint at step {checkpoint.step}" if checkpoint else ""
+        self.emit(job, f"Fine-tuning job resumed{where}")
+        job.status = "queued"
+        self._save(job)
+        self._queue.append(job.id)
         self._wake.set()
         return job
 

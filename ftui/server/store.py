@@ -21,6 +21,7 @@ import string
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -47,8 +48,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
 CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY, created INTEGER NOT NULL, owned_by TEXT NOT NULL,
-    job_id TEXT, root TEXT NOT NULL, path TEXT NOT NULL
+    job_id TEXT, root TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id TEXT PRIMARY KEY, job_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+    step INTEGER NOT NULL, model_id TEXT NOT NULL, path TEXT NOT NULL, metrics TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints (job_id, step);
 """
 
 
@@ -99,6 +105,14 @@ class JobRecord:
     estimated_finish: int | None = None
     metadata: dict[str, str] | None = None
     integrations: list[Any] | None = None
+    # Runner bookkeeping, never shown on the wire: how far progress.jsonl has been applied, the
+    # training process, and what was already announced (so a resumed run repeats no event).
+    progress_offset: int = 0
+    pid: int | None = None
+    attempts: int = 0
+    model_tag: str | None = None
+    max_step: int = 0
+    max_epoch: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -128,6 +142,18 @@ class ModelRecord:
     job_id: str | None
     root: str
     path: str
+    kind: str = "fine-tuned"  # or "checkpoint": usable as a model, listed with its job
+
+
+@dataclass
+class CheckpointRecord:
+    id: str
+    job_id: str
+    created_at: int
+    step: int
+    model_id: str
+    path: str
+    metrics: dict[str, Any]
 
 
 class Store:
@@ -140,6 +166,7 @@ class Store:
         for d in (self.blob_dir / "tmp", self.jobs_dir, self.models_dir, self._trash_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._depth = 0
         self._db = sqlite3.connect(
             self.data_dir / "ftui.db", check_same_thread=False, isolation_level=None
         )
@@ -152,6 +179,25 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes so a crash keeps all or none of them (e.g. an event and its cursor)."""
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._depth == 1:
+                    self._db.execute("ROLLBACK")
+                raise
+            else:
+                if self._depth == 1:
+                    self._db.execute("COMMIT")
+            finally:
+                self._depth -= 1
 
     def _collect_garbage(self) -> None:
         """Remove what a crash can leave behind: temp blobs, half-deleted models."""
@@ -279,11 +325,11 @@ class Store:
         return [self._job_from_row(r) for r in rows]
 
     def delete_job(self, job_id: str) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
+        for checkpoint in self.checkpoints(job_id):
+            self.delete_checkpoint(checkpoint)
+        with self.transaction():
             self._db.execute("DELETE FROM events WHERE job_id=?", (job_id,))
             self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
-            self._db.execute("COMMIT")
         shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
 
     def job_dir(self, job_id: str) -> Path:
@@ -337,7 +383,7 @@ class Store:
     def add_model(self, record: ModelRecord) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO models VALUES (?,?,?,?,?,?)",
+                "INSERT INTO models VALUES (?,?,?,?,?,?,?)",
                 (
                     record.id,
                     record.created,
@@ -345,6 +391,7 @@ class Store:
                     record.job_id,
                     record.root,
                     record.path,
+                    record.kind,
                 ),
             )
 
@@ -353,10 +400,46 @@ class Store:
             row = self._db.execute("SELECT * FROM models WHERE id=?", (model_id,)).fetchone()
         return ModelRecord(**dict(row)) if row else None
 
-    def list_models(self) -> list[ModelRecord]:
+    def list_models(self, kind: str = "fine-tuned") -> list[ModelRecord]:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM models ORDER BY created, rowid").fetchall()
+            rows = self._db.execute(
+                "SELECT * FROM models WHERE kind=? ORDER BY created, rowid", (kind,)
+            ).fetchall()
         return [ModelRecord(**dict(r)) for r in rows]
+
+    # --- checkpoints --------------------------------------------------------------------
+    def add_checkpoint(self, record: CheckpointRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?)",
+                (
+                    record.id,
+                    record.job_id,
+                    record.created_at,
+                    record.step,
+                    record.model_id,
+                    record.path,
+                    json.dumps(record.metrics),
+                ),
+            )
+
+    def checkpoints(self, job_id: str) -> list[CheckpointRecord]:
+        """A job's checkpoints, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM checkpoints WHERE job_id=? ORDER BY step", (job_id,)
+            ).fetchall()
+        out = []
+        for row in rows:
+            data = dict(row)
+            data["metrics"] = json.loads(data["metrics"])
+            out.append(CheckpointRecord(**data))
+        return out
+
+    def delete_checkpoint(self, record: CheckpointRecord) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM checkpoints WHERE id=?", (record.id,))
+        self.delete_model(record.model_id)
 
     def delete_model(self, model_id: str) -> bool:
         """Unlist the model, then remove its weights; a crash in between leaves only trash."""

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftui.server.store import EventRecord, FileRecord, JobRecord, ModelRecord, Store
+from ftui.server.store import (
+    CheckpointRecord,
+    EventRecord,
+    FileRecord,
+    JobRecord,
+    ModelRecord,
+    Store,
+)
 
 LEGACY_STATUS = {"validating_files": "pending", "queued": "pending"}
 LEGACY_DEFAULTS = {"n_epochs": 4, "prompt_loss_weight": 0.01}
@@ -145,3 +152,15 @@ def model_json(
 
 def fine_tuned_model_json(record: ModelRecord) -> dict[str, Any]:
     return model_json(record.id, record.created, record.owned_by, record.root, record.root)
+
+
+def checkpoint_json(record: CheckpointRecord) -> dict[str, Any]:
+    return {
+        "object": "fine_tuning.job.checkpoint",
+        "id": record.id,
+        "created_at": record.created_at,
+        "fine_tuned_model_checkpoint": record.model_id,
+        "fine_tuning_job_id": record.job_id,
+        "step_number": record.step,
+        "metrics": record.metrics,
+    }
