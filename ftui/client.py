@@ -38,7 +38,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -292,7 +292,7 @@ class _SSE:
 class _FollowState:
     count: int = 0
     last_id: str | None = None
-    seen_ids: set[str] | None = None
+    seen_ids: set[str] = field(default_factory=set)
 
 
 # --- the client ----------------------------------------------------------------------------------
@@ -552,7 +552,7 @@ class Client:
         cached events (so the caller still sees the whole history once), ``False`` skips them.
         Authentication, permission and not-found errors are raised.
         """
-        state = _FollowState(seen_ids=set())
+        state = _FollowState()
         cached_mode = None
         if self.cache is not None:
             cached = await self._cache_do(self.cache.events, job_id) or []
@@ -564,14 +564,14 @@ class Client:
             if from_start:
                 for event in cached:
                     yield event
-        caps = await self.capabilities()
-        if mode is None:
-            mode = cached_mode if cached_mode in ("sse", "poll") else None
-        if mode is None or (mode == "sse" and not caps["legacy"]):
-            mode = "sse" if caps["legacy"] else "poll"
+        if mode is None and cached_mode in ("sse", "poll"):
+            mode = cached_mode  # carry on the way the cached events were read
         attempt = 0
         while True:
             try:
+                caps = await self.capabilities()  # in the loop: the network may be down now
+                if mode is None or (mode == "sse" and not caps["legacy"]):
+                    mode = "sse" if caps["legacy"] else "poll"
                 source = (
                     self._follow_sse(job_id, state)
                     if mode == "sse"
@@ -609,7 +609,6 @@ class Client:
         state.count += 1
         if event.id:
             state.last_id = event.id
-            assert state.seen_ids is not None
             state.seen_ids.add(event.id)
 
     async def _follow_sse(self, job_id: str, state: _FollowState) -> AsyncIterator[JobEvent]:
@@ -704,8 +703,7 @@ class Client:
             known, events = events[: state.count], events[state.count :]
             if len(known) == state.count and known[-1].id:
                 state.last_id = known[-1].id
-        seen = state.seen_ids or set()
-        return [e for e in events if not e.id or e.id not in seen]
+        return [e for e in events if not e.id or e.id not in state.seen_ids]
 
     async def wait(self, job_id: str) -> Job:
         """Follow the job to its end (events go to the cache) and return its final state."""
@@ -818,24 +816,29 @@ class Files(_Resource):
         target = Path(path)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
         attempt = 0
-        while True:
-            response = await self._c._send("GET", f"/files/{_seg(file_id)}/content", stream=True)
-            try:
-                with open(tmp, "wb") as fh:
-                    async for chunk in response.aiter_bytes(self.CHUNK):
-                        await asyncio.to_thread(fh.write, chunk)
-                break
-            except httpx.TransportError as exc:
-                error = APIConnectionError(f"download of {file_id} broke: {type(exc).__name__}")
-                if attempt >= self._c.max_retries:
-                    tmp.unlink(missing_ok=True)
-                    raise error from None
-                attempt += 1
-                delay = self._c.backoff.delay(attempt - 1)
-                self._c._notify(attempt, delay, error, f"download {file_id}")
-                await asyncio.sleep(delay)
-            finally:
-                await response.aclose()
+        try:
+            while True:
+                response = await self._c._send(
+                    "GET", f"/files/{_seg(file_id)}/content", stream=True
+                )
+                try:
+                    with open(tmp, "wb") as fh:
+                        async for chunk in response.aiter_bytes(self.CHUNK):
+                            await asyncio.to_thread(fh.write, chunk)
+                    break
+                except httpx.TransportError as exc:
+                    error = APIConnectionError(f"download of {file_id} broke: {type(exc).__name__}")
+                    if attempt >= self._c.max_retries:
+                        raise error from None
+                    delay = self._c.backoff.delay(attempt)
+                    attempt += 1
+                    self._c._notify(attempt, delay, error, f"download {file_id}")
+                    await asyncio.sleep(delay)
+                finally:
+                    await response.aclose()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, target)
         return target
 
@@ -1150,7 +1153,10 @@ class Completions(_Resource):
                     for data in parser.feed(text):
                         if data.strip() == "[DONE]":
                             return
-                        obj = json.loads(data)
+                        try:
+                            obj = json.loads(data)
+                        except ValueError:
+                            raise APIError(f"a malformed completion chunk: {data[:80]!r}") from None
                         if isinstance(obj, Mapping) and "error" in obj:
                             err = obj["error"] if isinstance(obj["error"], Mapping) else {}
                             raise APIError(

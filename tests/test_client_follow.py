@@ -306,3 +306,31 @@ async def test_wait_returns_the_final_job(server, make_training_file, dialect):
     async with make(server.base_url, dialect=dialect) as client:
         final = await client.wait(job.id)
     assert final.id == job.id and final.succeeded and final.fine_tuned_model
+
+
+async def test_follow_started_while_the_server_is_down(server_factory, make_training_file):
+    """ftui may start following before the server is back (even before the dialect is known)."""
+    proc = server_factory()
+    job = await start_job(proc.base_url, make_training_file, "current")
+    await asyncio.to_thread(proc.kill)
+    retried = asyncio.Event()
+    notices: list = []
+
+    def on_retry(notice) -> None:
+        notices.append(notice)
+        if len(notices) >= 2:
+            retried.set()
+
+    async with make(proc.base_url, dialect="auto", max_retries=0, on_retry=on_retry) as client:
+        task = asyncio.create_task(_collect(client.follow(job.id)))
+        await asyncio.wait_for(retried.wait(), 30)
+        await asyncio.to_thread(proc.start)
+        events = await asyncio.wait_for(task, 60)
+        assert (await client.jobs.retrieve(job.id)).is_terminal
+        truth = await client.jobs.events(job.id)
+    assert key(events) == key(truth)
+    assert all(isinstance(n.error, APIConnectionError) for n in notices[:2])
+
+
+async def _collect(events) -> list:
+    return [e async for e in events]
