@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 STEP_KEYS = {
     "type", "step", "epoch", "total_steps", "elapsed_tokens", "elapsed_examples",
     "training_loss", "training_sequence_accuracy", "training_token_accuracy", "tokens", "time",
+    "learning_rate",
 }  # fmt: skip
 
 
@@ -38,6 +39,7 @@ def make_job(
     train: list[dict],
     valid: list[dict] | None = None,
     seed: int = 0,
+    spec: dict[str, Any] | None = None,
     **hyperparams: Any,
 ) -> Path:
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +58,7 @@ def make_job(
         "output_dir": str(job_dir / "model"),
         "device": "cpu",
         "threads": 1,  # the machine has 2 cores shared with other tests
+        **(spec or {}),
     }
     (job_dir / "spec.json").write_text(json.dumps(spec))
     return job_dir
@@ -310,6 +313,7 @@ def test_training_job_learns_and_reports_every_step(tmp_path, tiny_model_dir):
         "prompt_loss_weight": 0.01,
         "n_examples": 400,
         "total_steps": total,
+        "lora": False,  # a small model: full fine-tuning by default
     }
     assert rows[1]["type"] == "started"
     assert [r["type"] for r in rows[2:]] == (["step"] * steps_per_epoch + ["epoch"]) * 8 + [
@@ -333,6 +337,10 @@ def test_training_job_learns_and_reports_every_step(tmp_path, tiny_model_dir):
     assert steps[-1]["training_token_accuracy"] == 1.0
     assert steps[-1]["validation_sequence_accuracy"] == 1.0
     assert steps[0]["training_loss"] > steps[-1]["training_loss"]
+    # The learning rate each step used: 1e-3, decaying linearly towards 0 after the last step.
+    assert [r["learning_rate"] for r in steps] == pytest.approx(
+        [1e-3 * (1 - s / total) for s in range(total)], rel=1e-9
+    )
     model_dir = Path(rows[-1]["path"])
     assert model_dir == job / "model"
     assert not (job / "model.partial").exists()
@@ -389,7 +397,7 @@ def test_missing_base_model_fails_with_a_clear_message(tmp_path):
     code, out = finish(start_train(job))
     assert code == 1
     rows = progress(job)
-    assert [r["type"] for r in rows] == ["hyperparams", "failed"]
+    assert [r["type"] for r in rows] == ["failed"]  # hyperparams need the model's size
     message = rows[-1]["message"]
     assert "/nonexistent/model-dir" in message and "config.json" in message
     assert "base_models.toml" in message

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import random
-import shutil
+import signal
 import sys
 import time
 import traceback
@@ -345,6 +345,54 @@ def collate(
     return {k: v.to(device) for k, v in tensors.items()}
 
 
+def _loss_and_counts(
+    logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    target_weights: torch.Tensor,
+    completion_targets: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The differentiable loss, and the sums that the metrics are ratios of (so several batches
+    can be pooled): Σ w·ce, Σ w, right / all completion targets, right / all rows."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = logits[:, :-1].float()
+    targets = input_ids[:, 1:]
+    ce = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    weighted = (ce * target_weights).sum()
+    weight = target_weights.sum()
+    loss = weighted / weight.clamp_min(1e-12)
+    with torch.no_grad():
+        correct = logits.argmax(-1) == targets
+        rows = completion_targets.any(dim=1)
+        rows_right = (correct | ~completion_targets).all(dim=1) & rows
+        counts = torch.stack(
+            [
+                weighted.detach(),
+                weight,
+                (correct & completion_targets).sum().float(),
+                completion_targets.sum().float(),
+                rows_right.sum().float(),
+                rows.sum().float(),
+            ]
+        ).tolist()
+    return loss, dict(
+        zip(
+            ("weighted", "weight", "tokens_right", "tokens", "rows_right", "rows"),
+            counts,
+            strict=True,
+        )
+    )
+
+
+def _ratios(c: dict[str, float]) -> dict[str, float]:
+    return {
+        "loss": c["weighted"] / max(c["weight"], 1e-12),
+        "sequence_accuracy": c["rows_right"] / max(c["rows"], 1),
+        "token_accuracy": c["tokens_right"] / max(c["tokens"], 1),
+    }
+
+
 def weighted_loss_and_metrics(
     logits: torch.Tensor,
     input_ids: torch.Tensor,
@@ -353,25 +401,8 @@ def weighted_loss_and_metrics(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss Σ w·ce / Σ w over all target positions of the batch (differentiable), and metrics:
     token accuracy over completion targets, sequence accuracy = every completion target right."""
-    import torch
-    import torch.nn.functional as F
-
-    logits = logits[:, :-1].float()
-    targets = input_ids[:, 1:]
-    ce = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    loss = (ce * target_weights).sum() / target_weights.sum().clamp_min(1e-12)
-    with torch.no_grad():
-        correct = logits.argmax(-1) == targets
-        n_completion = completion_targets.sum()
-        token_acc = (correct & completion_targets).sum() / n_completion.clamp_min(1)
-        rows = completion_targets.any(dim=1)
-        rows_right = (correct | ~completion_targets).all(dim=1) & rows
-        seq_acc = rows_right.sum() / rows.sum().clamp_min(1)
-    return loss, {
-        "loss": loss.item(),
-        "sequence_accuracy": seq_acc.item(),
-        "token_accuracy": token_acc.item(),
-    }
+    loss, counts = _loss_and_counts(logits, input_ids, target_weights, completion_targets)
+    return loss, {**_ratios(counts), "loss": loss.item()}
 
 
 # ---------------------------------------------------------------- model and devices
@@ -401,11 +432,41 @@ def load_base(path: Path, device: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    # fp32: reproducible losses; bf16 rounding would change results between devices (engine-notes)
+    # fp32 weights: reproducible losses, exact checkpoints; on GPUs bf16 autocast does the speed.
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
     # SmolLM2 leaves model_max_length at 1e30; the saved tokenizer should state the real limit.
     tokenizer.model_max_length = model_context(model, tokenizer)
     return model, tokenizer
+
+
+def count_parameters(model_dir: Path) -> int:
+    """Parameters of the model in ``model_dir`` without loading it: from the safetensors headers
+    (tied weights are stored once, as ``num_parameters()`` counts them), else estimated from the
+    size of the weight files at 2 bytes per parameter."""
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if files:
+        total = 0
+        for f in files:
+            with open(f, "rb") as fh:
+                size = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(size))
+            for name, info in header.items():
+                if name != "__metadata__":
+                    total += math.prod(info["shape"])
+        return total
+    weights = [f for ext in ("*.bin", "*.pt", "*.pth") for f in Path(model_dir).glob(ext)]
+    return sum(f.stat().st_size for f in weights) // 2
+
+
+def use_lora(option: Any, n_parameters: int) -> bool:
+    """``lora`` from the spec: true/false as given; null/absent: LoRA above the size threshold."""
+    from ftui.server.lora import AUTO_THRESHOLD
+
+    if option is None:
+        return n_parameters > AUTO_THRESHOLD
+    if not isinstance(option, bool):
+        raise TrainError(f"The job spec's 'lora' must be true, false or null; got {option!r}.")
+    return option
 
 
 def make_optimizer(model: Any, lr: float, total_steps: int) -> tuple[Any, Any]:
@@ -423,18 +484,69 @@ def make_optimizer(model: Any, lr: float, total_steps: int) -> tuple[Any, Any]:
     return optimizer, scheduler
 
 
+def write_model(model: Any, tokenizer: Any, directory: Path) -> None:
+    """A plain Hugging Face model directory; a LoRA (peft) model is written with merged weights."""
+    if hasattr(model, "peft_config"):
+        from ftui.server import lora
+
+        lora.save_merged(model, directory)
+    else:
+        model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+
+
 def save_model(model: Any, tokenizer: Any, output_dir: Path) -> None:
     """Write to ``output_dir.partial`` and rename, so output_dir is absent or complete."""
-    partial = output_dir.with_name(output_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)  # left by an earlier, killed attempt
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    if output_dir.exists():  # os.replace cannot replace a non-empty directory
-        old = output_dir.with_name(output_dir.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(output_dir, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(partial, output_dir)
+    from ftui.server.checkpoints import write_dir_atomically
+
+    write_dir_atomically(Path(output_dir), lambda tmp: write_model(model, tokenizer, tmp))
+
+
+# ---------------------------------------------------------------- the job's options
+
+
+@dataclass
+class Options:
+    """The optional parts of the spec, checked."""
+
+    classification: dict[str, Any] | None = None
+    validation_every: int | None = None
+    checkpoints_dir: Path | None = None
+    resume_from: Path | None = None
+    lora: bool | None = None
+
+
+def read_options(spec: dict[str, Any]) -> Options:
+    options = Options(lora=spec.get("lora"))
+    classification = spec.get("classification")
+    if classification is not None:
+        if not isinstance(classification, dict):
+            raise TrainError("The job spec's 'classification' must be an object or null.")
+        n_classes = classification.get("n_classes")
+        if n_classes is not None:
+            _positive(n_classes, "classification_n_classes", int)
+        positive = classification.get("positive_class")
+        if positive is not None and not isinstance(positive, str):
+            raise TrainError(f"classification_positive_class must be a string; got {positive!r}.")
+        betas = classification.get("betas")
+        if betas is not None and (
+            not isinstance(betas, list)
+            or not betas
+            or any(isinstance(b, bool) or not isinstance(b, int | float) for b in betas)
+        ):
+            raise TrainError(f"classification_betas must be a list of numbers; got {betas!r}.")
+        options.classification = classification
+    every = spec.get("validation_every")
+    if every is not None:
+        options.validation_every = _positive(every, "validation_every", int)
+    checkpoints = spec.get("checkpoints")
+    if checkpoints is not None:
+        if not isinstance(checkpoints, dict) or not checkpoints.get("dir"):
+            raise TrainError('The job spec\'s \'checkpoints\' must be {"dir": "/abs/path"}.')
+        options.checkpoints_dir = Path(checkpoints["dir"])
+    if spec.get("resume_from"):
+        options.resume_from = Path(spec["resume_from"])
+    return options
 
 
 # ---------------------------------------------------------------- the job
@@ -448,11 +560,19 @@ def _set_worker_env() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _setup_runtime(threads: int | None) -> None:
+def thread_count(spec: dict[str, Any]) -> int:
+    """``threads`` from the spec, else the cores shared out between concurrent jobs."""
+    if spec.get("threads"):
+        return max(1, int(spec["threads"]))
+    concurrent = max(1, int(spec.get("concurrent_jobs") or 1))
+    return max(1, (os.cpu_count() or 1) // concurrent)
+
+
+def _setup_runtime(threads: int) -> None:
     import torch
     import transformers
 
-    torch.set_num_threads(max(1, int(threads or os.cpu_count() or 1)))
+    torch.set_num_threads(threads)
     transformers.utils.logging.disable_progress_bar()
 
 
@@ -470,118 +590,346 @@ def _resolve_base(spec: dict[str, Any]) -> Path:
     return basemodels.resolve(spec.get("base_model"), spec["data_dir"])
 
 
-def _evaluate(model: Any, tensors: dict[str, torch.Tensor]) -> dict[str, float]:
-    import torch
+# Set by SIGUSR1: finish the current step, write a checkpoint, exit 0 ("paused").
+_pause_requested = False
 
-    model.eval()
-    with torch.no_grad():
-        logits = model(
-            input_ids=tensors["input_ids"],
-            attention_mask=tensors["attention_mask"],
-            use_cache=False,
-        ).logits
-        _, metrics = weighted_loss_and_metrics(
-            logits, tensors["input_ids"], tensors["target_weights"], tensors["completion_targets"]
-        )
-    model.train()
-    return metrics
+
+def _request_pause(signum: int, frame: Any) -> None:
+    global _pause_requested
+    _pause_requested = True
+
+
+@dataclass
+class Position:
+    """Where training stands: ``done`` of ``order`` (this epoch's batches) are trained."""
+
+    step: int = 0
+    epoch: int = 1
+    done: int = 0
+    order: list[list[int]] | None = None
+    tokens: int = 0
+    examples: int = 0
 
 
 class Trainer:
-    """State of one run; ``fit`` emits the step and epoch rows."""
+    """State of one run; ``fit`` emits the step, epoch and checkpoint rows."""
 
-    def __init__(self, spec: dict[str, Any], hp: dict[str, Any], progress: Progress) -> None:
-        self.spec, self.hp, self.progress = spec, hp, progress
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        hp: dict[str, Any],
+        progress: Progress,
+        options: Options,
+        job_dir: Path,
+    ) -> None:
+        self.spec, self.hp, self.progress, self.options = spec, hp, progress, options
         self.seed = int(spec.get("seed") or 0)
+        self.job_dir = job_dir
+        self.classification: Any = None  # a ClassificationSetup when metrics are asked for
+        self.resume_state: dict[str, Any] | None = None
+        self.last_checkpoint: Path | None = None
 
-    def prepare(self, base: Path, train: list[dict], valid: list[dict] | None) -> None:
+    def prepare(
+        self, base: Path, train: list[dict], valid: list[dict] | None, lora_on: bool
+    ) -> None:
         import torch
 
         torch.manual_seed(self.seed)
         self.device = pick_device(self.spec.get("device"))
-        self.model, self.tokenizer = load_base(base, self.device)
+        self.bf16 = self.device == "cuda" and torch.cuda.is_bf16_supported()
+        self.lora = lora_on
+        resume = self.options.resume_from
+        if resume is not None:
+            from ftui.server import checkpoints
+
+            try:
+                self.resume_state = checkpoints.load_state(resume)
+            except (OSError, ValueError, RuntimeError) as e:
+                raise TrainError(f"Cannot resume from {resume}: {e}") from e
+            self.last_checkpoint = resume
+        # Full fine-tuning resumes from the checkpoint's weights (fp32, exact). LoRA resumes from
+        # the base plus the saved adapters: the checkpoint's merged weights could not be split
+        # back into base and adapter exactly.
+        weights = resume if resume is not None and not lora_on else base
+        self.model, self.tokenizer = load_base(weights, self.device)
+        if lora_on:
+            from ftui.server import lora
+
+            self.model = lora.wrap(self.model)
+            if self.resume_state is not None:
+                try:
+                    lora.load_adapter_state(self.model, self.resume_state.get("lora_adapter") or {})
+                except ValueError as e:
+                    raise TrainError(f"Cannot resume from {resume}: {e}") from e
         self.eos_id = eos_token_id(self.tokenizer, self.model.config)
         pad = self.tokenizer.pad_token_id
         self.pad_id = self.eos_id if pad is None else int(pad)
-        max_len = self.tokenizer.model_max_length
-        self.train = [encode_example(self.tokenizer, e, self.eos_id, max_len) for e in train]
-        self.valid = [encode_example(self.tokenizer, e, self.eos_id, max_len) for e in valid or []]
+        self.max_len = self.tokenizer.model_max_length
+        if self.classification is not None:
+            self.classification.bind_tokenizer(self.tokenizer, self.eos_id)
+            self.class_prompts = [self._prompt_ids(e["prompt"]) for e in valid or []]
+        self.train = [encode_example(self.tokenizer, e, self.eos_id, self.max_len) for e in train]
+        self.valid = [
+            encode_example(self.tokenizer, e, self.eos_id, self.max_len) for e in valid or []
+        ]
         self.model.train()
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        ids = _token_ids(self.tokenizer, prompt, special=True)
+        if ids and ids[-1] == self.eos_id:
+            ids = ids[:-1]
+        return ids[-(self.max_len - 1) :] or [self.pad_id]
+
+    # --- pieces of a step
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        import torch
+
+        if self.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _batch(self, examples: list[Encoded], indices: list[int]) -> dict[str, torch.Tensor]:
         return collate(
             [examples[i] for i in indices], self.pad_id, self.hp["prompt_loss_weight"], self.device
         )
 
-    def fit(self) -> None:
+    def _forward(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        with self._autocast():
+            logits = self.model(
+                input_ids=t["input_ids"], attention_mask=t["attention_mask"], use_cache=False
+            ).logits
+        return _loss_and_counts(
+            logits, t["input_ids"], t["target_weights"], t["completion_targets"]
+        )
+
+    def _evaluate(self, batches: list[list[int]]) -> dict[str, float]:
+        """Metrics pooled over the given validation batches (sums, then ratios)."""
+        import torch
+
+        totals: dict[str, float] = {}
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for indices in batches:
+                    _, counts = self._forward(self._batch(self.valid, indices))
+                    for k, v in counts.items():
+                        totals[k] = totals.get(k, 0.0) + v
+        finally:
+            self.model.train()
+        return _ratios(totals)
+
+    def _full_validation(self) -> dict[str, float]:
+        by_length = sorted(range(len(self.valid)), key=lambda i: len(self.valid[i].ids))
+        size = self.hp["batch_size"]
+        return self._evaluate([by_length[k : k + size] for k in range(0, len(by_length), size)])
+
+    def _classification_metrics(self) -> dict[str, Any]:
+        from ftui.server.classification import score_first_tokens
+
+        with self._autocast():
+            logprobs = score_first_tokens(
+                self.model,
+                self.class_prompts,
+                self.classification.token_ids,
+                self.pad_id,
+                self.device,
+                batch_size=max(1, min(self.hp["batch_size"], 32)),
+            )
+        return self.classification.metrics(logprobs)
+
+    def _checkpoint(
+        self, pos: Position, row: dict[str, Any], optimizer: Any, scheduler: Any
+    ) -> Path:
+        from ftui.server import checkpoints
+
+        state: dict[str, Any] = {
+            "step": pos.step,
+            "epoch": pos.epoch,
+            "done": pos.done,
+            "order": pos.order,
+            "tokens": pos.tokens,
+            "examples": pos.examples,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": checkpoints.capture_rng(),
+            "hyperparams": self.hp,
+            "n_examples": len(self.train),
+            "total_steps": row["total_steps"],
+            "seed": self.seed,
+            "lora": self.lora,
+        }
+        if self.lora:
+            from ftui.server import lora
+
+            state["lora_adapter"] = lora.adapter_state(self.model)
+        root = self.options.checkpoints_dir or self.job_dir / "checkpoints"
+        path = checkpoints.save_checkpoint(
+            root, pos.step, lambda d: write_model(self.model, self.tokenizer, d), state
+        )
+        metrics: dict[str, Any] = {
+            "step": pos.step,
+            "train_loss": row["training_loss"],
+            "train_mean_token_accuracy": row["training_token_accuracy"],
+            "valid_loss": row.get("validation_loss"),
+            "valid_mean_token_accuracy": row.get("validation_token_accuracy"),
+            "full_valid_loss": None,
+            "full_valid_mean_token_accuracy": None,
+        }
+        if self.valid:
+            full = self._full_validation()
+            metrics["full_valid_loss"] = full["loss"]
+            metrics["full_valid_mean_token_accuracy"] = full["token_accuracy"]
+        self.progress.emit(
+            "checkpoint", step=pos.step, epoch=pos.epoch, path=str(path), metrics=metrics
+        )
+        checkpoints.drop_older_states(root, path)
+        self.last_checkpoint = path
+        return path
+
+    def _restore(self, optimizer: Any, scheduler: Any, total: int) -> Position:
+        state = self.resume_state
+        assert state is not None
+        expected = {
+            "hyperparams": self.hp,
+            "n_examples": len(self.train),
+            "total_steps": total,
+            "seed": self.seed,
+            "lora": self.lora,
+        }
+        for key, value in expected.items():
+            if state.get(key) != value:
+                raise TrainError(
+                    f"Cannot resume from {self.options.resume_from}: it was written by a run "
+                    f"with {key} = {state.get(key)!r}, but this job has {value!r}."
+                )
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        return Position(
+            step=state["step"],
+            epoch=state["epoch"],
+            done=state["done"],
+            order=[list(b) for b in state["order"]],
+            tokens=state["tokens"],
+            examples=state["examples"],
+        )
+
+    # --- the loop
+
+    def fit(self) -> bool:
+        """Train to the end (True) or until a pause request (False, after a checkpoint)."""
+        from ftui.server import lora
+
         hp = self.hp
         n_epochs, batch_size = hp["n_epochs"], hp["batch_size"]
         total = n_epochs * steps_per_epoch(len(self.train), batch_size)
-        lr = hp["learning_rate_multiplier"] * BASE_LEARNING_RATE
-        optimizer, scheduler = make_optimizer(self.model, lr, total)
+        base_lr = lora.BASE_LEARNING_RATE if self.lora else BASE_LEARNING_RATE
+        optimizer, scheduler = make_optimizer(
+            self.model, hp["learning_rate_multiplier"] * base_lr, total
+        )
         lengths = [len(e.ids) for e in self.train]
         valid_batches = build_batches([len(e.ids) for e in self.valid], batch_size, self.seed, 0)
-        valid_every = max(1, total // VALIDATION_POINTS)
-        step = tokens_seen = examples_seen = 0
+        every = self.options.validation_every or max(1, total // VALIDATION_POINTS)
+        if self.resume_state is not None:
+            pos = self._restore(optimizer, scheduler, total)
+        else:
+            pos = Position(order=build_batches(lengths, batch_size, self.seed, 1))
         self.progress.emit("started", time=time.time())
-        for epoch in range(1, n_epochs + 1):
-            for indices in build_batches(lengths, batch_size, self.seed, epoch):
-                step += 1
+        if self.resume_state is not None:
+            from ftui.server import checkpoints
+
+            self.progress.emit("resumed", from_step=pos.step, time=time.time())
+            # Last, after everything that draws random numbers (LoRA init included).
+            checkpoints.restore_rng(self.resume_state["rng"])
+            self.resume_state = None
+        while pos.epoch <= n_epochs:
+            assert pos.order is not None
+            while pos.done < len(pos.order):
+                indices = pos.order[pos.done]
                 t = self._batch(self.train, indices)
-                logits = self.model(
-                    input_ids=t["input_ids"], attention_mask=t["attention_mask"], use_cache=False
-                ).logits
-                loss, metrics = weighted_loss_and_metrics(
-                    logits, t["input_ids"], t["target_weights"], t["completion_targets"]
-                )
+                learning_rate = optimizer.param_groups[0]["lr"]
+                loss, counts = self._forward(t)
+                metrics = {**_ratios(counts), "loss": loss.item()}
                 if not math.isfinite(metrics["loss"]):
                     raise TrainError(
-                        f"Training diverged: the loss became {metrics['loss']} at step {step}. "
-                        "Try a lower learning_rate_multiplier."
+                        f"Training diverged: the loss became {metrics['loss']} at step "
+                        f"{pos.step + 1}. Try a lower learning_rate_multiplier."
                     )
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 n_tokens = int(t["attention_mask"].sum())
-                tokens_seen += n_tokens
-                examples_seen += len(indices)
+                pos.step += 1
+                pos.done += 1
+                pos.tokens += n_tokens
+                pos.examples += len(indices)
+                last = pos.step == total
+                epoch_end = pos.done == len(pos.order)
+                pausing = _pause_requested and not last
+                checkpointing = pausing or (epoch_end and self.options.checkpoints_dir is not None)
                 row = {
-                    "step": step,
-                    "epoch": epoch,
+                    "step": pos.step,
+                    "epoch": pos.epoch,
                     "total_steps": total,
-                    "elapsed_tokens": tokens_seen,
-                    "elapsed_examples": examples_seen,
+                    "elapsed_tokens": pos.tokens,
+                    "elapsed_examples": pos.examples,
                     "training_loss": metrics["loss"],
                     "training_sequence_accuracy": metrics["sequence_accuracy"],
                     "training_token_accuracy": metrics["token_accuracy"],
+                    "learning_rate": learning_rate,
                     "tokens": n_tokens,
                 }
-                if valid_batches and (step % valid_every == 0 or step == total):
+                if valid_batches and (pos.step % every == 0 or last or checkpointing):
                     # One validation batch per point, cycling, like the legacy results file.
-                    batch = valid_batches[(step // valid_every) % len(valid_batches)]
-                    v = _evaluate(self.model, self._batch(self.valid, batch))
+                    v = self._evaluate([valid_batches[(pos.step // every) % len(valid_batches)]])
                     row["validation_loss"] = v["loss"]
                     row["validation_sequence_accuracy"] = v["sequence_accuracy"]
                     row["validation_token_accuracy"] = v["token_accuracy"]
+                if self.classification is not None and epoch_end:
+                    row.update(self._classification_metrics())
                 self.progress.emit("step", **row, time=time.time())
-            self.progress.emit("epoch", epoch=epoch, n_epochs=n_epochs, time=time.time())
+                if epoch_end:
+                    self.progress.emit(
+                        "epoch", epoch=pos.epoch, n_epochs=n_epochs, time=time.time()
+                    )
+                if checkpointing:
+                    path = self._checkpoint(pos, row, optimizer, scheduler)
+                if pausing:
+                    self.progress.emit("paused", step=pos.step, path=str(path), time=time.time())
+                    return False
+            pos.epoch += 1
+            pos.done = 0
+            if pos.epoch <= n_epochs:
+                pos.order = build_batches(lengths, batch_size, self.seed, pos.epoch)
+        return True
 
 
 def train_job(job_dir: Path, progress: Progress) -> None:
     spec = read_spec(job_dir)
+    options = read_options(spec)
     train = load_examples(spec["training_file"], "training file")
     valid = None
     if spec.get("validation_file"):
         valid = load_examples(spec["validation_file"], "validation file")
+    classification = None
+    if options.classification is not None:
+        from ftui.server.classification import ClassificationSetup
+
+        classification = ClassificationSetup(options.classification, train, valid)
     hp = resolve_hyperparams(spec.get("hyperparams") or {}, len(train))
     total = hp["n_epochs"] * steps_per_epoch(len(train), hp["batch_size"])
-    progress.emit("hyperparams", **hp, n_examples=len(train), total_steps=total)
     base = _resolve_base(spec)  # before importing torch: a missing model fails in a blink
-    _setup_runtime(spec.get("threads"))
-    trainer = Trainer(spec, hp, progress)
-    trainer.prepare(base, train, valid)
-    trainer.fit()
+    lora_on = use_lora(options.lora, count_parameters(base))
+    progress.emit("hyperparams", **hp, n_examples=len(train), total_steps=total, lora=lora_on)
+    _setup_runtime(thread_count(spec))
+    trainer = Trainer(spec, hp, progress, options, job_dir)
+    trainer.classification = classification
+    trainer.prepare(base, train, valid, lora_on)
+    if not trainer.fit():
+        return  # paused: the checkpoint is the state to resume from; no final model
     output_dir = Path(spec["output_dir"])
     save_model(trainer.model, trainer.tokenizer, output_dir)
     progress.emit("model_saved", path=str(output_dir), time=time.time())
@@ -601,27 +949,37 @@ def _failure_message(exc: BaseException) -> str:
 
 
 def run(job_dir: str | os.PathLike[str]) -> int:
-    """Run the job in ``job_dir``; returns the exit status (0 success, 1 failure)."""
+    """Run the job in ``job_dir``; returns the exit status (0 success or paused, 1 failure)."""
+    global _pause_requested
     job_dir = Path(job_dir)
     _set_worker_env()
+    _pause_requested = False
+    try:  # first thing: SIGUSR1's default action would kill the process
+        previous = signal.signal(signal.SIGUSR1, _request_pause)
+    except ValueError:  # not the main thread (tests may call run() from one): no pausing
+        previous = None
     try:
-        progress = Progress(job_dir / "progress.jsonl")
-    except OSError as e:
-        print(f"ftui train: cannot write progress to {job_dir}: {e}", file=sys.stderr)
-        return 1
-    try:
-        train_job(job_dir, progress)
-        return 0
-    except Exception as exc:
-        message = _failure_message(exc)
-        if message.startswith(UNEXPECTED):
-            traceback.print_exc()  # a bug or an environment problem: keep the detail in the log
-        else:
-            print(f"ftui train: {message}", file=sys.stderr)
-        progress.emit("failed", message=message)
-        return 1
+        try:
+            progress = Progress(job_dir / "progress.jsonl")
+        except OSError as e:
+            print(f"ftui train: cannot write progress to {job_dir}: {e}", file=sys.stderr)
+            return 1
+        try:
+            train_job(job_dir, progress)
+            return 0
+        except Exception as exc:
+            message = _failure_message(exc)
+            if message.startswith(UNEXPECTED):
+                traceback.print_exc()  # a bug or an environment problem: keep the detail
+            else:
+                print(f"ftui train: {message}", file=sys.stderr)
+            progress.emit("failed", message=message)
+            return 1
+        finally:
+            progress.close()
     finally:
-        progress.close()
+        if previous is not None:
+            signal.signal(signal.SIGUSR1, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
