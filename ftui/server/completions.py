@@ -1,0 +1,630 @@
+"""The legacy completions API: `POST /v1/completions` and `POST /v1/engines/{model}/completions`.
+
+Parsing and checking of the request (400s that name the field), model resolution (fine-tuned
+models of the store, then base names through `basemodels`, never downloading), and the two ways
+of answering: one JSON object, or server-sent events (one chunk per token per choice, then
+`data: [DONE]`). Generation itself (`infer`) runs on a small pool of worker threads so the event
+loop stays free; a client that goes away cancels its generation before the next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from ftui.server import basemodels, infer, params
+from ftui.server.errors import APIError, bad_request
+from ftui.server.store import Store, new_id, now
+
+log = logging.getLogger("ftui.server.completions")
+
+FIELDS = {
+    "model",
+    "prompt",
+    "suffix",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stream",
+    "stream_options",
+    "logprobs",
+    "echo",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "best_of",
+    "logit_bias",
+    "user",
+    "seed",
+}
+DEFAULT_PROMPT = "<|endoftext|>"  # what the original API assumed when no prompt was given
+MAX_STOP = 4
+MAX_PROMPTS = 2048
+MAX_TOKENS_LIMIT = 1 << 31
+SEED_RANGE = (-(1 << 63), (1 << 64) - 1)
+DEFAULT_WORKERS = 4
+
+
+# ---------------------------------------------------------------- the request
+
+
+@dataclass
+class CompletionRequest:
+    model: str
+    prompts: list[str | list[int]]
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
+    best_of: int = 1
+    stream: bool = False
+    include_usage: bool = False
+    logprobs: int | None = None
+    echo: bool = False
+    stop: tuple[str, ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    seed: int | None = None
+    user: str | None = None
+
+    def sampling(self) -> infer.Sampling:
+        return infer.Sampling(
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=self.stop,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            logit_bias=self.logit_bias,
+            logprobs=self.logprobs,
+            echo=self.echo,
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_prompt(body: dict[str, Any]) -> list[str | list[int]]:
+    value = body.get("prompt", DEFAULT_PROMPT)
+    shape = (
+        "Invalid type for 'prompt': expected a string, an array of strings, an array of token "
+        "ids or an array of arrays of token ids"
+    )
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise bad_request(f"{shape}, but got {type(value).__name__}.", param="prompt")
+    if not value:
+        raise bad_request("'prompt' must not be an empty array.", param="prompt")
+    if len(value) > MAX_PROMPTS:
+        raise bad_request(
+            f"'prompt' may hold at most {MAX_PROMPTS} prompts; got {len(value)}.", param="prompt"
+        )
+    if all(isinstance(v, str) for v in value):
+        return list(value)
+    if all(_is_int(v) for v in value):
+        prompts: list[str | list[int]] = [list(value)]
+    elif all(isinstance(v, list) and v and all(_is_int(t) for t in v) for v in value):
+        prompts = [list(v) for v in value]
+    else:
+        raise bad_request(f"{shape} (non-empty, not mixed).", param="prompt")
+    if any(t < 0 for p in prompts for t in p):
+        raise bad_request("Token ids in 'prompt' must not be negative.", param="prompt")
+    return prompts
+
+
+def parse_stop(body: dict[str, Any]) -> tuple[str, ...]:
+    value = body.get("stop")
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise bad_request(
+            "Invalid type for 'stop': expected a string or an array of up to 4 strings.",
+            param="stop",
+        )
+    if len(stops) > MAX_STOP:
+        raise bad_request(
+            f"'stop' may hold at most {MAX_STOP} sequences; got {len(stops)}.", param="stop"
+        )
+    if any(not s for s in stops):
+        raise bad_request("Stop sequences must not be empty strings.", param="stop")
+    return tuple(stops)
+
+
+def parse_logit_bias(body: dict[str, Any]) -> dict[int, float]:
+    value = body.get("logit_bias")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request(
+            "Invalid type for 'logit_bias': expected an object mapping token ids to biases.",
+            param="logit_bias",
+        )
+    bias: dict[int, float] = {}
+    for key, amount in value.items():
+        try:
+            token = int(key)
+        except ValueError:
+            token = -1
+        if token < 0 or str(token) != key.strip():
+            raise bad_request(
+                f"Invalid key in 'logit_bias': {key!r} is not a token id (a non-negative "
+                "integer as a string).",
+                param="logit_bias",
+            )
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise bad_request(
+                f"Invalid value in 'logit_bias' for token {key}: expected a number.",
+                param="logit_bias",
+            )
+        if not -100 <= amount <= 100:
+            raise bad_request(
+                f"'logit_bias' values must be between -100 and 100; got {amount} for token {key}.",
+                param="logit_bias",
+            )
+        bias[token] = float(amount)
+    return bias
+
+
+def parse_request(body: dict[str, Any], model: str | None = None) -> CompletionRequest:
+    """Check every field of a completions request body (nulls already dropped)."""
+    params.reject_unknown(body, FIELDS)
+    if body.get("suffix") is not None:
+        raise bad_request(
+            "'suffix' is not supported by this server: its models generate left to right "
+            "only and cannot fill in text before a suffix. Remove 'suffix'.",
+            param="suffix",
+        )
+    if model is None:
+        model = params.string(body, "model", required=True)
+    stream = bool(params.boolean(body, "stream"))
+    include_usage = False
+    options = body.get("stream_options")
+    if options is not None:
+        if not stream:
+            raise bad_request(
+                "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
+            )
+        if not isinstance(options, dict) or set(options) - {"include_usage"}:
+            raise bad_request(
+                "'stream_options' must be an object with at most the key 'include_usage'.",
+                param="stream_options",
+            )
+        include_usage = bool(params.boolean(options, "include_usage"))
+    n = params.integer(body, "n", 1, 128) or 1
+    best_of = params.integer(body, "best_of", 1, 20)
+    if best_of is not None and best_of < n:
+        raise bad_request(
+            f"'best_of' must be greater than or equal to 'n'; got best_of={best_of}, n={n}.",
+            param="best_of",
+        )
+    best_of = best_of or n
+    if stream and best_of > n:
+        raise bad_request(
+            "'best_of' cannot be used with 'stream': the best candidates are only known "
+            "once all are complete.",
+            param="best_of",
+        )
+    max_tokens = params.integer(body, "max_tokens", 0, MAX_TOKENS_LIMIT)
+    temperature = params.number(body, "temperature", 0, 2)
+    top_p = params.number(body, "top_p", 0, 1)
+    seed = params.integer(body, "seed", *SEED_RANGE)
+    return CompletionRequest(
+        model=model,
+        prompts=parse_prompt(body),
+        max_tokens=16 if max_tokens is None else max_tokens,
+        temperature=1.0 if temperature is None else temperature,
+        top_p=1.0 if top_p is None else top_p,
+        n=n,
+        best_of=best_of,
+        stream=stream,
+        include_usage=include_usage,
+        logprobs=params.integer(body, "logprobs", 0, 5),
+        echo=bool(params.boolean(body, "echo")),
+        stop=parse_stop(body),
+        presence_penalty=params.number(body, "presence_penalty", -2, 2) or 0.0,
+        frequency_penalty=params.number(body, "frequency_penalty", -2, 2) or 0.0,
+        logit_bias=parse_logit_bias(body),
+        seed=seed,
+        user=params.string(body, "user"),
+    )
+
+
+# ---------------------------------------------------------------- wire shapes
+
+
+def logprobs_json(tokens: list[infer.Token]) -> dict[str, list]:
+    return {
+        "tokens": [t.text for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        "top_logprobs": [t.top for t in tokens],
+        "text_offset": [t.offset for t in tokens],
+    }
+
+
+@dataclass
+class Candidate:
+    """One generated choice, collected for a non-streamed answer."""
+
+    text: list[str] = field(default_factory=list)
+    tokens: list[infer.Token] = field(default_factory=list)
+    finish: infer.Event | None = None
+
+    def add(self, event: infer.Event) -> None:
+        if event.kind == "finish":
+            self.finish = event
+        else:
+            self.text.append(event.text)
+            self.tokens.extend(event.tokens)
+
+
+# ---------------------------------------------------------------- one generation job
+
+
+@dataclass
+class Job:
+    """A request's generation, run on a worker thread."""
+
+    id: str
+    entry: infer.LoadedModel
+    prompts: list[infer.Prompt]
+    request: CompletionRequest
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)  # set once off the worker
+    generated: int = 0  # tokens sampled by the choices that have finished
+    released: int = 0  # pieces of text handed out so far (about one per token)
+    cancelled: bool = False
+
+    def run(self, emit: Callable[[int, infer.Event], None]) -> None:
+        sampling = self.request.sampling()
+
+        def count(i: int, event: infer.Event) -> None:
+            if event.kind == "finish":
+                self.generated += event.completion_tokens
+            elif event.kind == "text":
+                self.released += 1
+            emit(i, event)
+
+        try:
+            with infer.inference():
+                generator = infer.make_generator(self.entry.device, self.request.seed)
+                for i, prompt in enumerate(self.prompts):
+                    infer.generate(
+                        self.entry,
+                        prompt,
+                        sampling,
+                        self.request.best_of,
+                        generator,
+                        lambda event, i=i: count(i, event),
+                        self.cancel,
+                    )
+        except infer.Cancelled:
+            self.cancelled = True
+            raise
+
+    def usage(self) -> dict[str, int]:
+        prompt_tokens = sum(len(p.ids) for p in self.prompts)
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": self.generated,
+            "total_tokens": prompt_tokens + self.generated,
+        }
+
+
+class _Stop:
+    """Queue items that end a stream."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class EventStream(StreamingResponse):
+    """SSE that notices a client going away at once (not only at its next write) and then
+    cancels the generation behind it."""
+
+    def __init__(self, chunks: AsyncIterator[str], on_disconnect: Callable[[], None]) -> None:
+        super().__init__(
+            chunks,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self.on_disconnect = on_disconnect
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.create_task(_wait_disconnect(receive, self.on_disconnect))
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self.body_iterator:
+                data = chunk.encode() if isinstance(chunk, str) else chunk
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:  # the client is gone
+            self.on_disconnect()
+        finally:
+            watcher.cancel()
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
+async def _wait_disconnect(receive: Receive, on_disconnect: Callable[[], None]) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            on_disconnect()
+            return
+
+
+# ---------------------------------------------------------------- the service
+
+
+class CompletionService:
+    """Route handlers, the model cache and the generation threads."""
+
+    def __init__(self, store: Store, device: str = "auto", workers: int | None = None) -> None:
+        self.store = store
+        self.models = infer.ModelCache(device=device)
+        env_workers = os.environ.get("FTUI_GENERATION_WORKERS", "")
+        self.workers = workers or (int(env_workers) if env_workers.isdigit() else 0)
+        self.workers = max(1, self.workers or DEFAULT_WORKERS)
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ftui-generate")
+        self.active: dict[str, Job] = {}
+
+    # --- routes ---------------------------------------------------------------------------
+    async def create(self, request: Request) -> Response:
+        body = params.parse_json_object(await request.body())
+        return await self._complete(request, parse_request(body))
+
+    async def create_for_engine(self, request: Request) -> Response:
+        body = params.parse_json_object(await request.body())
+        return await self._complete(request, parse_request(body, request.path_params["model"]))
+
+    # --- models ---------------------------------------------------------------------------
+    def _forget_deleted(self) -> None:
+        """Unload fine-tuned models that were deleted since they were loaded."""
+
+        def deleted(key: Hashable) -> bool:
+            if not (isinstance(key, tuple) and key[0] == "fine-tuned"):
+                return False
+            record = self.store.get_model(key[1])
+            return record is None or record.path != key[2]
+
+        self.models.discard(deleted)
+
+    def _not_found(self, name: str, detail: str = "") -> APIError:
+        message = f"The model `{name}` does not exist" + (f": {detail}" if detail else "")
+        return APIError(404, message, param="model", code="model_not_found")
+
+    def _resolve(self, name: str) -> tuple[Hashable, Path]:
+        record = self.store.get_model(name)
+        if record is not None:
+            return ("fine-tuned", record.id, record.path), Path(record.path)
+        job = self.store.get_job(name)
+        if job is not None:
+            if job.fine_tuned_model and self.store.get_model(job.fine_tuned_model):
+                detail = f"`{name}` is a fine-tuning job; its model is `{job.fine_tuned_model}`."
+            elif not job.terminal:
+                detail = (
+                    f"`{name}` is a fine-tuning job that is {job.status}; its model can be used "
+                    "once the job has succeeded (the job's fine_tuned_model names it)."
+                )
+                raise APIError(404, detail, param="model", code="model_not_ready")
+            else:
+                detail = f"`{name}` is a fine-tuning job that {job.status} without a model."
+            raise self._not_found(name, detail)
+        try:
+            path = basemodels.resolve(name, self.store.data_dir, allow_download=False)
+        except basemodels.BaseModelNotFound as exc:
+            detail = exc.how_to_get
+            if name.startswith("ft:") or ":ft-" in name:
+                detail = (
+                    "no fine-tuned model of this name exists here (it may have been deleted, "
+                    "or its job has not finished)."
+                )
+            raise self._not_found(name, detail) from None
+        except basemodels.BaseModelConfigError as exc:
+            raise APIError(500, str(exc), type="server_error") from None
+        return ("base", str(path)), path
+
+    def _load(self, name: str, key: Hashable, path: Path) -> infer.LoadedModel:
+        try:
+            return self.models.get(key, path)
+        except Exception as exc:
+            if isinstance(key, tuple) and key[0] == "fine-tuned":
+                record = self.store.get_model(name)
+                if record is None or record.path != key[2]:
+                    gone = "it was deleted while it was being loaded."
+                    raise self._not_found(name, gone) from None
+            log.exception("loading model %s from %s failed", name, path)
+            raise APIError(
+                500,
+                f"Could not load the model `{name}` from {path}: {type(exc).__name__}: {exc}",
+                type="server_error",
+            ) from None
+
+    def _prepare(self, entry: infer.LoadedModel, req: CompletionRequest) -> list[infer.Prompt]:
+        try:
+            prompts = [infer.prepare_prompt(entry, p) for p in req.prompts]
+            infer.check_budget(entry, prompts, req.max_tokens, req.best_of)
+        except infer.RequestError as exc:
+            raise bad_request(exc.message, param=exc.param, code=exc.code) from None
+        too_big = [t for t in req.logit_bias if t >= entry.vocab_size]
+        if too_big:
+            raise bad_request(
+                f"'logit_bias' names token id {too_big[0]}, but this model's token ids are 0 to "
+                f"{entry.vocab_size - 1}.",
+                param="logit_bias",
+            )
+        return prompts
+
+    # --- answering -------------------------------------------------------------------------
+    async def _complete(self, request: Request, req: CompletionRequest) -> Response:
+        self._forget_deleted()
+        key, path = await asyncio.to_thread(self._resolve, req.model)
+        entry = await asyncio.to_thread(self._load, req.model, key, path)
+        prompts = await asyncio.to_thread(self._prepare, entry, req)
+        job = Job(new_id("cmpl-"), entry, prompts, req)
+        if req.stream:
+            return self._stream(job)
+        return await self._collect(request, job)
+
+    def _submit(self, job: Job, work: Callable[[], None]) -> Future:
+        self.active[job.id] = job
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                self.active.pop(job.id, None)
+                job.done.set()
+
+        return self.executor.submit(run)
+
+    async def _collect(self, request: Request, job: Job) -> Response:
+        req = job.request
+        candidates = [[Candidate() for _ in range(req.best_of)] for _ in job.prompts]
+
+        def emit(i: int, event: infer.Event) -> None:
+            candidates[i][event.choice].add(event)
+
+        future = asyncio.wrap_future(self._submit(job, lambda: job.run(emit)))
+        watcher = asyncio.create_task(_wait_disconnect(request.receive, job.cancel.set))
+        try:
+            await asyncio.wait({future, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if not future.done():  # the client went away: nobody will read an answer
+            job.cancel.set()
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            return Response(status_code=204)
+        try:
+            future.result()
+        except infer.Cancelled:
+            return Response(status_code=204)
+        except Exception as exc:
+            log.exception("completion %s failed", job.id)
+            raise APIError(
+                500, f"Generation failed: {type(exc).__name__}: {exc}", type="server_error"
+            ) from None
+        choices = []
+        for i, group in enumerate(candidates):
+            order = list(range(len(group)))
+            if req.best_of > req.n:
+                order.sort(key=lambda c: -_score(group[c]))
+            for j, c in enumerate(order[: req.n]):
+                cand = group[c]
+                logprobs = logprobs_json(cand.tokens) if req.logprobs is not None else None
+                choices.append(
+                    {
+                        "text": "".join(cand.text),
+                        "index": i * req.n + j,
+                        "logprobs": logprobs,
+                        "finish_reason": cand.finish.finish_reason if cand.finish else "length",
+                    }
+                )
+        body = {
+            "id": job.id,
+            "object": "text_completion",
+            "created": now(),
+            "model": req.model,
+            "choices": choices,
+            "usage": job.usage(),
+        }
+        return JSONResponse(body)
+
+    def _stream(self, job: Job) -> Response:
+        req = job.request
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        created = now()
+
+        def emit(i: int, event: infer.Event) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (i, event))
+
+        def work() -> None:
+            end = _Stop()
+            try:
+                job.run(emit)
+            except infer.Cancelled:
+                pass
+            except Exception as exc:
+                log.exception("completion %s failed", job.id)
+                end = _Stop(exc)
+            loop.call_soon_threadsafe(queue.put_nowait, end)
+
+        def chunk(choices: list[dict[str, Any]], usage: Any = None) -> str:
+            body = {
+                "id": job.id,
+                "object": "text_completion",
+                "created": created,
+                "model": req.model,
+                "choices": choices,
+            }
+            if req.include_usage:
+                body["usage"] = usage
+            return f"data: {json.dumps(body)}\n\n"
+
+        want_lp = req.logprobs is not None
+
+        async def chunks() -> AsyncIterator[str]:
+            self._submit(job, work)
+            try:
+                while True:
+                    item = await queue.get()
+                    if isinstance(item, _Stop):
+                        if job.cancel.is_set():
+                            return
+                        if item.error is not None:
+                            error = APIError(
+                                500,
+                                f"Generation failed: {type(item.error).__name__}: {item.error}",
+                                type="server_error",
+                            )
+                            yield f"data: {json.dumps(error.body())}\n\n"
+                            return
+                        if req.include_usage:
+                            yield chunk([], job.usage())
+                        yield "data: [DONE]\n\n"
+                        return
+                    i, event = item
+                    final = event.kind == "finish"
+                    choice = {
+                        "text": event.text,
+                        "index": i * req.n + event.choice,
+                        "logprobs": logprobs_json(event.tokens) if want_lp else None,
+                        "finish_reason": event.finish_reason if final else None,
+                    }
+                    yield chunk([choice])
+            finally:
+                job.cancel.set()  # no-op once finished; stops the generation otherwise
+
+        def on_disconnect() -> None:
+            job.cancel.set()
+            loop.call_soon_threadsafe(queue.put_nowait, _Stop())
+
+        return EventStream(chunks(), on_disconnect)
+
+
+def _score(candidate: Candidate) -> float:
+    return infer.mean_logprob(candidate.finish) if candidate.finish else -math.inf
