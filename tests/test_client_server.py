@@ -16,6 +16,7 @@ from ftui.client import (
     Client,
     NotFoundError,
     PermissionDeniedError,
+    UnsupportedError,
 )
 
 FAST = {"n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": 3.3}
@@ -106,6 +107,9 @@ async def test_whole_loop(server, make_training_file, tmp_path, dialect):
             last = rows[-1]
             assert last["validation_loss"] is not None
             assert 0.0 <= last["validation_token_accuracy"] <= 1.0
+            # Classification metrics on the validation set, by name, betas as asked.
+            assert 0.0 <= last["classification/accuracy"] <= 1.0
+            assert {"classification/f0.5", "classification/f2.0"} <= set(last)
         else:
             assert ":loop_test:" in done.fine_tuned_model
             assert isinstance(rows[0]["train_loss"], float)
@@ -229,3 +233,43 @@ async def test_api_key_is_sent_and_never_leaks(server_factory, tmp_path, caplog)
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
     assert KEY not in caplog.text
+
+
+async def test_pause_resume_and_checkpoints(server, make_training_file):
+    async with make(server.base_url, dialect="current") as client:
+        f = await client.files.create(make_training_file(n=60, name="pause.jsonl"))
+        job = await client.jobs.create(f.id, "tiny", n_epochs=2, batch_size=1)
+        events = []
+        paused = resumed = None
+        async for e in client.follow(job.id, mode="poll"):
+            events.append(e)
+            if paused is None and e.message.startswith("Step "):
+                paused = await client.jobs.pause(job.id)
+            if resumed is None and "paused" in e.message:
+                assert (await client.jobs.retrieve(job.id)).state == "paused"
+                with pytest.raises(BadRequestError, match="only a queued or running job"):
+                    await client.jobs.pause(job.id)
+                resumed = await client.jobs.resume(job.id)
+        done = await client.jobs.retrieve(job.id)
+        truth = await client.jobs.events(job.id)
+        checkpoints = await client.jobs.checkpoints(job.id)
+        with pytest.raises(BadRequestError, match="only a paused job"):
+            await client.jobs.resume(job.id)
+    assert paused.state == "paused" and resumed.state in ("pending", "running")
+    assert done.state == "succeeded"
+    assert [e.id for e in events] == [e.id for e in truth]
+    assert any("resumed" in e.message for e in events)
+    steps = [c.step_number for c in checkpoints]
+    assert steps == sorted(steps, reverse=True) and steps[0] == 120
+    for c in checkpoints:
+        assert c.fine_tuning_job_id == job.id
+        assert c.fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-{c.step_number}"
+        assert c.metrics["step"] == c.step_number
+
+
+async def test_current_only_calls_on_a_legacy_profile_say_so(server):
+    async with make(server.base_url, dialect="legacy") as client:
+        with pytest.raises(UnsupportedError, match="pause: only the current"):
+            await client.jobs.pause("ft-x")
+        with pytest.raises(UnsupportedError, match="checkpoints"):
+            await client.jobs.checkpoints("ft-x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -194,3 +195,42 @@ def test_the_key_shows_up_nowhere_but_its_own_file(
     assert any(p.name == "cache.sqlite3" for p in ours)
     holders = [p for p in ours if KEY.encode() in p.read_bytes()]
     assert holders == [home / "xdg_config_home" / "ftui" / "keys" / "guarded.key"]
+
+
+def test_complete(server, home, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    base = ["complete", "-m", "tiny", "-M", "6", "-t", "0"]
+    code, plain, _ = ftui(capsys, *base, "-p", "Great film ->")
+    assert code == 0 and plain.endswith("\n") and len(plain) > 1
+    code, streamed, _ = ftui(capsys, *base, "-p", "Great film ->", "--stream")
+    assert (code, streamed) == (0, plain)
+    monkeypatch.setattr("sys.stdin", io.StringIO("Great film ->"))
+    assert ftui(capsys, *base, "-p", "-")[1] == plain
+    code, out, _ = ftui(capsys, *base, "-p", "Great film ->", "--echo", "-n", "2")
+    assert out == (
+        f"===== Completion 0 =====\nGreat film ->{plain}===== Completion 1 =====\n"
+        f"Great film ->{plain}"
+    )
+    code, out, _ = ftui(
+        capsys,
+        *base,
+        "-p",
+        "x",
+        "--json",
+        "--logprobs",
+        "1",
+        "--stop",
+        "zz",
+        "--logit-bias",
+        "0=-100",
+        "--seed",
+        "1",
+    )
+    body = json.loads(out)
+    assert body["object"] == "text_completion" and body["choices"][0]["logprobs"]["tokens"]
+    with pytest.raises(SystemExit, match="TOKEN_ID=BIAS"):
+        main([*base, "-p", "x", "--logit-bias", "fish"])
+    code, _, err = ftui(capsys, *base, "-p", "x", "--stream", "-n", "2")
+    assert code == 2 and "--json" in err
+    code, _, err = ftui(capsys, "complete", "-m", "nope", "-p", "x")
+    assert code == 1 and "(HTTP status code: 404)" in err
