@@ -1,0 +1,58 @@
+"""Data preparation: check, explain and fix a fine-tuning file (``ftui prepare-data``).
+
+``analyze(path or DataFrame) -> Report`` runs the checks of the legacy
+``openai tools fine_tunes.prepare_data`` in its order, with its thresholds and its split between
+necessary and optional fixes, without its bugs, and with more information (token counts, class
+balance, chat-format validation, file line numbers). ``apply(report, accepted) -> Written``
+writes ``<name>_prepared.jsonl`` (or ``_prepared_train.jsonl`` + ``_prepared_valid.jsonl``).
+
+Neither function prints or asks anything: the CLI, the TUI's prepare screen and the server's
+upload validation all call them, the TUI from a worker thread.
+"""
+
+from ._analyze import SEPARATORS, analyze, infer_task_type, split_sizes
+from ._apply import Written, apply, quote
+from ._model import (
+    CHAT,
+    CLASSIFICATION,
+    CONDITIONAL,
+    ERROR,
+    INFO,
+    KINDS,
+    NECESSARY,
+    OPEN_ENDED,
+    OPTIONAL,
+    PROMPT_COMPLETION,
+    WARNING,
+    Finding,
+    PrepareError,
+    Problem,
+    Report,
+    TokenStats,
+)
+
+__all__ = [
+    "CHAT",
+    "CLASSIFICATION",
+    "CONDITIONAL",
+    "ERROR",
+    "INFO",
+    "KINDS",
+    "NECESSARY",
+    "OPEN_ENDED",
+    "OPTIONAL",
+    "PROMPT_COMPLETION",
+    "SEPARATORS",
+    "WARNING",
+    "Finding",
+    "PrepareError",
+    "Problem",
+    "Report",
+    "TokenStats",
+    "Written",
+    "analyze",
+    "apply",
+    "infer_task_type",
+    "quote",
+    "split_sizes",
+]

@@ -1,0 +1,291 @@
+"""Column-wide string operations, written so that the per-character work happens in C.
+
+Every function takes a list of ``str`` and is exact (Unicode-aware where it matters); the speed
+comes from joining chunks of rows and letting ``bytes``/``str``/numpy scan them.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, filterfalse, repeat
+from json.encoder import (  # the C encoders of json.dumps
+    encode_basestring,
+    encode_basestring_ascii,
+)
+
+CHUNK = 1 << 15  # rows per joined chunk
+_JOIN = "\x00"
+
+
+def chunks(values: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# ---------------------------------------------------------------- character profile
+
+
+@dataclass
+class Profile:
+    """Facts about the characters of a column, gathered in one pass.
+
+    ``upper``/``lower`` count letters as ``c.isalpha() and c.isupper()`` (``islower``) would;
+    ``present`` holds which of the characters asked about occur; ``specials`` the characters
+    that JSON must escape (quote, backslash, control characters, lone surrogates).
+    """
+
+    upper: int = 0
+    lower: int = 0
+    present: set[str] = field(default_factory=set)
+    specials: set[str] = field(default_factory=set)
+
+    def has_all(self, s: str) -> bool:
+        return all(ch in self.present for ch in s)
+
+
+def profile(values: Sequence[str], interesting: str = "") -> Profile:
+    import numpy as np
+
+    prof = Profile()
+    missing = set(interesting)
+    wide: Counter[str] = Counter()
+    u8 = np.uint8
+    for chunk in chunks(values):
+        joined = "".join(chunk)
+        for ch in list(missing):
+            if ch in joined:
+                missing.discard(ch)
+        if not joined.isascii():
+            wide.update("".join([s for s in chunk if not s.isascii()]))
+        raw = joined.encode("utf-8", "surrogatepass")
+        del joined
+        a = np.frombuffer(raw, dtype=u8)
+        # ASCII letters; bytes of multi-byte UTF-8 sequences are all >= 0x80 and never match
+        prof.upper += int(np.count_nonzero((a - u8(65)) < 26))
+        prof.lower += int(np.count_nonzero((a - u8(97)) < 26))
+        controls = a < 32
+        if controls.any():
+            prof.specials.update(chr(x) for x in np.unique(a[controls]).tolist())
+        for ch in '"\\':
+            if ch.encode() in raw:
+                prof.specials.add(ch)
+    for ch, n in wide.items():
+        if ch < "\x80":
+            continue
+        if "\ud800" <= ch <= "\udfff":
+            prof.specials.add(ch)  # a lone surrogate: cannot be written as UTF-8
+        elif ch.isalpha():
+            if ch.isupper():
+                prof.upper += n
+            elif ch.islower():
+                prof.lower += n
+    prof.present = set(interesting) - missing
+    return prof
+
+
+def first_absent(
+    values: Sequence[str], options: Sequence[str], prof: Profile, skip: Callable[[str], bool]
+) -> str | None:
+    """The first option (not skipped) that is a substring of no value, or None."""
+    for option in options:
+        if skip(option):
+            continue
+        if not prof.has_all(option):
+            return option  # one of its characters never occurs
+        if not any(option in _JOIN.join(chunk) for chunk in chunks(values)):
+            return option
+    return None
+
+
+# ---------------------------------------------------------------- prefixes and suffixes
+
+
+def _shrink_prefix(prefix: str, s: str) -> str:
+    n = min(len(s), len(prefix))
+    k = 0
+    while k < n and s[k] == prefix[k]:
+        k += 1
+    return prefix[:k]
+
+
+def _shrink_suffix(suffix: str, s: str) -> str:
+    n = min(len(s), len(suffix))
+    k = 0
+    while k < n and s[-1 - k] == suffix[-1 - k]:
+        k += 1
+    return suffix[len(suffix) - k :]
+
+
+def common_prefix(values: Sequence[str], start: str | None = None) -> str:
+    """The longest common prefix (of ``start`` too, when given)."""
+    return _common(values, start, "startswith", _shrink_prefix)
+
+
+def common_suffix(values: Sequence[str], start: str | None = None) -> str:
+    """The longest common suffix (of ``start`` too, when given)."""
+    return _common(values, start, "endswith", _shrink_suffix)
+
+
+def _common(
+    values: Sequence[str], start: str | None, method: str, shrink: Callable[[str, str], str]
+) -> str:
+    if not values:
+        return start or ""
+    xfix = values[0] if start is None else start
+    rest = iter(values)
+    while xfix:
+        # C-speed scan to the first value that does not share the current candidate
+        odd = next(filterfalse(operator.methodcaller(method, xfix), rest), None)
+        if odd is None:
+            break
+        xfix = shrink(xfix, odd)
+    return xfix
+
+
+def all_start_with(values: Sequence[str], prefix: str) -> bool:
+    return all(map(operator.methodcaller("startswith", prefix), values))
+
+
+def none_start_with(values: Sequence[str], prefix: str) -> bool:
+    return not any(map(operator.methodcaller("startswith", prefix), values))
+
+
+def all_equal(values: list[str]) -> bool:
+    return bool(values) and values.count(values[0]) == len(values)
+
+
+def show(s: str) -> str:
+    """A string as messages show it: backslashes, newlines, tabs and CRs escaped."""
+    return s.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+# ---------------------------------------------------------------- rows
+
+
+_hash = hash  # tests replace it to force collisions
+
+
+def duplicate_positions(prompts: Sequence[str], completions: Sequence[str]) -> list[int]:
+    """Positions of the second and later copies of an exact (prompt, completion) pair.
+
+    Pairs are grouped by a 64-bit hash with numpy, then every candidate is compared for real, so
+    a hash collision can cost time but never give a wrong answer.
+    """
+    import numpy as np
+
+    n = len(prompts)
+    if n < 2:
+        return []
+    hp = np.fromiter(map(_hash, prompts), dtype=np.int64, count=n)
+    hc = np.fromiter(map(_hash, completions), dtype=np.int64, count=n)
+    with np.errstate(over="ignore"):
+        key = hp * np.int64(1_000_003) ^ hc
+    del hp, hc
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    if len(first) == n:
+        return []
+    del key
+    later = np.ones(n, dtype=bool)
+    later[first] = False
+    candidates = np.flatnonzero(later)
+    origin = first[inverse[candidates]]
+    out = []
+    odd_groups: set[int] = set()
+    for i, j in zip(candidates.tolist(), origin.tolist(), strict=True):
+        if prompts[i] == prompts[j] and completions[i] == completions[j]:
+            out.append(i)
+        else:
+            odd_groups.add(j)
+    if odd_groups:  # a collision: settle those groups pair by pair
+        out_set = set(out)
+        for j in odd_groups:
+            members = np.flatnonzero(inverse == inverse[j]).tolist()
+            seen: set[tuple[str, str]] = set()
+            for i in members:
+                pair = (prompts[i], completions[i])
+                if pair in seen:
+                    out_set.add(i)
+                else:
+                    seen.add(pair)
+                    out_set.discard(i)
+        out = sorted(out_set)
+    return out
+
+
+def drop_positions(values: Sequence, positions: Sequence[int]) -> Sequence:
+    """``values`` without the items at the given sorted, distinct positions."""
+    if not positions:
+        return values
+    out = values[:0]
+    if isinstance(out, range):
+        out = []
+    prev = 0
+    for i in positions:
+        out.extend(values[prev:i])
+        prev = i + 1
+    out.extend(values[prev:])
+    return out
+
+
+def share(values: list[str], distinct: set[str]) -> list[str]:
+    """The same list with equal strings as one object (saves memory for labels)."""
+    canon = {v: v for v in distinct}
+    return list(map(canon.__getitem__, values))
+
+
+# ---------------------------------------------------------------- JSON Lines output
+
+_ESCAPE_NEWLINE = operator.methodcaller("replace", "\n", "\\n")
+
+
+def json_bodies(values: Sequence[str], specials: set[str]) -> Sequence[str]:
+    """JSON string bodies (escaped, without the quotes) of ``values``, as ``json.dumps`` with
+    ``ensure_ascii=False`` writes them. ``specials`` is a superset of the characters present
+    that need escaping; the common cases take a C-speed path."""
+    if specials:
+        joined = "".join(values)
+        specials = {ch for ch in specials if ch in joined}
+    if not specials:
+        return values
+    if specials == {"\n"}:
+        return list(map(_ESCAPE_NEWLINE, values))
+    if any("\ud800" <= ch <= "\udfff" for ch in specials):
+        return [_encode_surrogates(v) for v in values]
+    return [encode_basestring(v)[1:-1] for v in values]
+
+
+def _encode_surrogates(v: str) -> str:
+    """A lone surrogate cannot be written as UTF-8: escape it (and only such strings) as \\uXXXX."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return encode_basestring_ascii(v)[1:-1]
+    return encode_basestring(v)[1:-1]
+
+
+def jsonl_chunk(
+    prompts: Sequence[str],
+    prompt_tail: str,
+    completions: Sequence[str],
+    completion_head: str,
+    completion_tail: str,
+    specials: set[str],
+) -> str:
+    """``{"prompt":…,"completion":…}`` lines, compact, UTF-8 kept, each ending in a newline, for
+    prompts ``p + prompt_tail`` and completions ``completion_head + c + completion_tail``."""
+    ep = json_bodies(prompts, specials)
+    ec = json_bodies(completions, specials)
+    middle = (
+        json_bodies([prompt_tail], specials)[0]
+        + '","completion":"'
+        + json_bodies([completion_head], specials)[0]
+    )
+    end = json_bodies([completion_tail], specials)[0] + '"}\n'
+    return "".join(
+        chain.from_iterable(
+            zip(repeat('{"prompt":"'), ep, repeat(middle), ec, repeat(end), strict=False)
+        )
+    )
