@@ -38,7 +38,11 @@ def write_dir_atomically(final: Path, write: Callable[[Path], None]) -> None:
     partial = final.with_name(final.name + PARTIAL)
     shutil.rmtree(partial, ignore_errors=True)  # left by an earlier, killed attempt
     partial.mkdir(parents=True)
-    write(partial)
+    try:
+        write(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if final.exists():  # os.replace cannot replace a non-empty directory
         old = final.with_name(final.name + ".old")
         shutil.rmtree(old, ignore_errors=True)

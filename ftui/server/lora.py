@@ -21,6 +21,8 @@ AUTO_THRESHOLD = 200_000_000
 
 def wrap(model: Any) -> Any:
     """The model with fresh LoRA adapters on its linear layers (initialised from torch's RNG)."""
+    import warnings
+
     import peft
 
     config = peft.LoraConfig(
@@ -30,7 +32,9 @@ def wrap(model: Any) -> Any:
         target_modules="all-linear",  # peft leaves the output layer out
         bias="none",
     )
-    return peft.get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft 0.21 calls a deprecated transformers property
+        warnings.simplefilter("ignore", FutureWarning)
+        return peft.get_peft_model(model, config)
 
 
 def _inner(peft_model: Any) -> Any:
