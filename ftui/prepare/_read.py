@@ -198,9 +198,9 @@ def _sniff(head: bytes, ext_fmt: str | None) -> tuple[str | None, str | None]:
             if ext_fmt == "txt" and not ({k.lower() for k in first} & set(KEEP)):
                 return "txt", None
             return "jsonl", None
-        if len(lines) > 1 and _json_object_line(lines[1]) is not None:
-            return "jsonl", None  # a bad first line in a JSONL file
-        if ext_fmt in ("json", "jsonl", None):
+        if ext_fmt == "jsonl" or (len(lines) > 1 and _json_object_line(lines[1]) is not None):
+            return "jsonl", None  # JSON Lines, maybe with a bad first line
+        if ext_fmt in ("json", None):
             return "json", None
     if not lines:
         return None, None
@@ -410,8 +410,23 @@ def _read_json_any(path: str, head: bytes, fmt: str) -> Table:
         except UnicodeError:
             raise PrepareError(f"is not valid {enc.upper()} text", path=path) from None
         return _read_jsonl(path, stream)
-    with open(path, "rb") as f:
-        return _read_jsonl(path, f)
+    try:
+        with open(path, "rb") as f:
+            table = _read_jsonl(path, f)
+        if (
+            len(table) == 1
+            and table.data
+            and all(isinstance(v[0], dict) for v in table.data.values())
+        ):
+            return _read_json_document(path, enc)  # one line in pandas' "columns" layout
+        return table
+    except PrepareError as jsonl_error:
+        if enc == "utf-8" and _decode_head(head)[0].lstrip(" \t\r\n").startswith(("{", "[")):
+            try:  # one pretty-printed document after all?
+                return _read_json_document(path, enc)
+            except PrepareError:
+                pass
+        raise jsonl_error from None
 
 
 def _read_json_document(path: str, enc: str) -> Table:
@@ -757,13 +772,19 @@ def _read_txt(path: str, head: bytes) -> Table:
 
 
 def _read_xlsx(path: str) -> Table:
+    with open(path, "rb") as handle:  # a file object: openpyxl judges names by their extension
+        return _read_workbook(path, handle)
+
+
+def _read_workbook(path: str, handle: Any) -> Table:
     import zipfile
 
     import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        wb = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, InvalidFileException) as exc:
         raise PrepareError(f"is not a valid Excel (XLSX) file: {exc}", path=path) from None
     try:
         sheets = wb.sheetnames
@@ -803,8 +824,7 @@ def _read_xlsx(path: str) -> Table:
             locs.append(number)
             for j, name in kept:
                 data[name].append(row[j] if j < len(row) else None)
-        raw_header = [str(h) if h is not None else "" for h in header]
-        notes += _header_notes(raw_header)
+        notes += _header_notes([str(h) if h is not None else "" for h in header])
         return Table(
             path, "xlsx", "row", names, data, locs, notes, typed=True, blank_is_missing=True
         )

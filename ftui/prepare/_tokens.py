@@ -118,7 +118,7 @@ def resolve(
         if not context and model in KNOWN_CONTEXT:
             context, ctx_source = KNOWN_CONTEXT[model], f"`{model}`"
     if not context:
-        context, ctx_source = DEFAULT_CONTEXT, "assumed (the legacy models' context)"
+        context, ctx_source = DEFAULT_CONTEXT, "assumed: the legacy models' context"
     return Tokenization(count, source, int(context), ctx_source or "given", note)
 
 
