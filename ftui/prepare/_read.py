@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import warnings
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -588,13 +589,21 @@ def _read_delimited_fast(
             skip_blank_lines=True,
             chunksize=CSV_CHUNK_ROWS,
         )
-        with reader:
+        with reader, warnings.catch_warnings():
+            # a ragged first record only warns ("loss of data"): treat it as malformed
+            warnings.simplefilter("error", pd.errors.ParserWarning)
             for df in reader:
                 if len(df.columns) != len(names):
                     return None
                 for col, name in zip(columns, names, strict=True):
                     col.extend(df[name].tolist())
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+    except (
+        ValueError,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        pd.errors.ParserWarning,
+    ):
         return None
     n = len(columns[0]) if columns else 0
     # Lines: 1 for the header, then one per record plus the newlines inside its fields.
