@@ -218,10 +218,11 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    if parsed is None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
-    return max(0.0, parsed.timestamp() - time.time())
+    return max(0.0, when.timestamp() - time.time())
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -477,6 +478,19 @@ class Client:
                 status_code=response.status_code,
             ) from None
 
+    async def _pages(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each page's ``data`` of a list endpoint, following ``has_more`` with ``after``."""
+        after = None
+        while True:
+            page = await self._json("GET", path, params={**(params or {}), "after": after})
+            data = page.get("data") or []
+            yield data
+            if not page.get("has_more") or not data:
+                return
+            after = data[-1].get("id")
+
     async def _cache_do(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """Run a cache call off the event loop; a cache failure never fails an API call."""
         if self.cache is None:
@@ -679,24 +693,14 @@ class Client:
         if not caps["current"]:
             return (await self.jobs.events(job_id))[state.count :]
         newest_first: list[JobEvent] = []
-        after = None
-        while True:
-            page = await self._json(
-                "GET",
-                f"/fine_tuning/jobs/{_seg(job_id)}/events",
-                params={"limit": 100, "after": after},
-            )
-            data = page.get("data") or []
-            hit = False
-            for obj in data:
-                event = JobEvent.from_api(obj)
-                if state.last_id is not None and event.id == state.last_id:
-                    hit = True
+        pages = self._pages(f"/fine_tuning/jobs/{_seg(job_id)}/events", {"limit": 100})
+        async with contextlib.aclosing(pages):
+            async for data in pages:
+                ids = [d.get("id") for d in data]
+                if state.last_id is not None and state.last_id in ids:  # back to what we have
+                    newest_first += [JobEvent.from_api(d) for d in data[: ids.index(state.last_id)]]
                     break
-                newest_first.append(event)
-            if hit or not page.get("has_more") or not data:
-                break
-            after = data[-1].get("id")
+                newest_first += [JobEvent.from_api(d) for d in data]
         events = newest_first[::-1]
         if state.last_id is None and state.count:
             # Resuming from a position-only cursor (events first read over the legacy stream).
@@ -725,15 +729,11 @@ class Files(_Resource):
 
     async def list(self, purpose: str | None = None) -> list[FileObject]:
         """All files, newest first (every page)."""
-        out: list[FileObject] = []
-        after = None
-        while True:
-            page = await self._c._json("GET", "/files", params={"purpose": purpose, "after": after})
-            data = page.get("data") or []
-            out.extend(FileObject.from_api(d) for d in data)
-            if not page.get("has_more") or not data:
-                break
-            after = data[-1].get("id")
+        out = [
+            FileObject.from_api(d)
+            async for data in self._c._pages("/files", {"purpose": purpose})
+            for d in data
+        ]
         out.sort(key=lambda f: f.created_at or 0, reverse=True)
         if self._c.cache is not None and purpose is None:
             await self._c._cache_do(self._c.cache.put_files, out, complete=True)
@@ -870,18 +870,12 @@ class Jobs(_Resource):
     async def list(self) -> list[Job]:
         """All jobs (every page), newest first, in either dialect."""
         c = self._c
-        jobs: list[Job] = []
         if await c.dialect() == "current":
-            after = None
-            while True:
-                page = await c._json(
-                    "GET", "/fine_tuning/jobs", params={"limit": 100, "after": after}
-                )
-                data = page.get("data") or []
-                jobs.extend(Job.from_api(d) for d in data)
-                if not page.get("has_more") or not data:
-                    break
-                after = data[-1].get("id")
+            jobs = [
+                Job.from_api(d)
+                async for data in c._pages("/fine_tuning/jobs", {"limit": 100})
+                for d in data
+            ]
         else:
             page = await c._json("GET", "/fine-tunes")
             jobs = [Job.from_api(d) for d in reversed(page.get("data") or [])]
@@ -1000,19 +994,8 @@ class Jobs(_Resource):
         """All events of the job, oldest first (every page)."""
         c = self._c
         if await c.dialect() == "current":
-            newest_first: list[Any] = []
-            after = None
-            while True:
-                page = await c._json(
-                    "GET",
-                    f"/fine_tuning/jobs/{_seg(job_id)}/events",
-                    params={"limit": 100, "after": after},
-                )
-                data = page.get("data") or []
-                newest_first.extend(data)
-                if not page.get("has_more") or not data:
-                    break
-                after = data[-1].get("id")
+            path = f"/fine_tuning/jobs/{_seg(job_id)}/events"
+            newest_first = [d async for data in c._pages(path, {"limit": 100}) for d in data]
             return [JobEvent.from_api(d) for d in reversed(newest_first)]
         page = await c._json("GET", f"/fine-tunes/{_seg(job_id)}/events")
         return [JobEvent.from_api(d) for d in page.get("data") or []]
@@ -1020,16 +1003,11 @@ class Jobs(_Resource):
     async def checkpoints(self, job_id: str) -> list[Checkpoint]:
         """All checkpoints of the job (every page), in the server's order."""
         path = await self._current_only(job_id, "checkpoints")
-        out: list[Checkpoint] = []
-        after = None
-        while True:
-            page = await self._c._json("GET", path, params={"limit": 100, "after": after})
-            data = page.get("data") or []
-            out.extend(Checkpoint.from_api(d) for d in data)
-            if not page.get("has_more") or not data:
-                break
-            after = data[-1].get("id")
-        return out
+        return [
+            Checkpoint.from_api(d)
+            async for data in self._c._pages(path, {"limit": 100})
+            for d in data
+        ]
 
     async def results_file(self, job_id: str) -> str:
         """The id of the job's results file; :class:`NotFoundError` if it has none yet."""
