@@ -1,0 +1,164 @@
+"""Shared helpers for the Pilot tests of the terminal app (tests/test_tui_*.py).
+
+Build the real app against the real test server, with a config file and a cache of its own::
+
+    from tests.tui_support import make_app, wait_for
+
+    async def test_something(server, tmp_path):
+        app = make_app(server, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.online is True)
+            ...
+
+Nothing here sleeps to synchronise: ``wait_for`` polls a predicate on the app's state, letting
+the app run between checks, and fails with a clear message (and the screen's text) on timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ftui.app import FtuiApp
+from ftui.config import Config
+
+#: The profile ``make_app`` creates for the test server.
+PROFILE = "test"
+
+
+def write_config(
+    tmp_path: Path,
+    server: Any | None = None,
+    *,
+    profile: str = PROFILE,
+    dialect: str = "auto",
+    extra_profiles: Mapping[str, Mapping[str, str]] | None = None,
+    keymap: Mapping[str, str] | None = None,
+    default_profile: str | None = None,
+) -> Path:
+    """Write ``tmp_path/config.toml`` with a profile for ``server`` (any object with
+    ``base_url``, or a URL string) plus ``extra_profiles`` and a ``[keymap]`` table."""
+    lines: list[str] = []
+    if default_profile:
+        lines.append(f"default_profile = {json.dumps(default_profile)}")
+    profiles: dict[str, Mapping[str, str]] = {}
+    if server is not None:
+        url = server if isinstance(server, str) else server.base_url
+        profiles[profile] = {"base_url": url, "dialect": dialect}
+    profiles.update(extra_profiles or {})
+    for name, table in profiles.items():
+        lines.append(f"[profiles.{json.dumps(name)}]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in table.items())
+    if keymap:
+        lines.append("[keymap]")
+        lines.extend(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in keymap.items())
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def make_app(
+    server: Any,
+    tmp_path: Path,
+    *,
+    profile: str = PROFILE,
+    dialect: str = "auto",
+    extra_profiles: Mapping[str, Mapping[str, str]] | None = None,
+    keymap: Mapping[str, str] | None = None,
+    cache_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> FtuiApp:
+    """An :class:`FtuiApp` whose active profile ``profile`` points at ``server``.
+
+    The config file is ``tmp_path/config.toml`` and the cache ``tmp_path/cache.sqlite3`` (pass
+    ``cache_path`` to share one between two apps). ``environ`` defaults to an empty mapping so
+    no ``OPENAI_*`` variable of the machine running the tests leaks in.
+    """
+    config_path = write_config(
+        tmp_path,
+        server,
+        profile=profile,
+        dialect=dialect,
+        extra_profiles=extra_profiles,
+        keymap=keymap,
+    )
+    return FtuiApp(
+        profile,
+        config=Config.load(config_path),
+        cache_path=cache_path or tmp_path / "cache.sqlite3",
+        environ={} if environ is None else environ,
+    )
+
+
+async def wait_for(
+    pilot: Any,
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    message: str | None = None,
+) -> Any:
+    """Run the app until ``predicate()`` is truthy; return its value.
+
+    Fails after ``timeout`` seconds with ``message`` and the text of the current screen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {message or predicate}\n"
+                f"screen: {type(pilot.app.screen).__name__}\n{_safe_text(pilot.app)}"
+            )
+        await pilot.pause(0.02)
+
+
+async def wait_for_screen(pilot: Any, cls: type, timeout: float = 15.0) -> Any:
+    """Wait until the active screen is an instance of ``cls``; return it."""
+    await wait_for(
+        pilot, lambda: isinstance(pilot.app.screen, cls), timeout, f"screen {cls.__name__}"
+    )
+    return pilot.app.screen
+
+
+def screen_text(app: Any) -> str:
+    """The plain text the current screen shows (for assertions and failure messages)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(
+        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    )
+    return console.export_text(styles=False)
+
+
+def _safe_text(app: Any) -> str:
+    try:
+        return screen_text(app)
+    except Exception as exc:  # noqa: BLE001 - only a diagnostic
+        return f"(screen text unavailable: {exc})"
+
+
+async def wait_for_worker_idle(app: Any, group: str, timeout: float = 30.0) -> None:
+    """Wait until no worker of ``group`` is running (workers anywhere in the app)."""
+    deadline = time.monotonic() + timeout
+    while any(w.group == group and not w.is_finished for w in app.workers):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workers of group {group!r} still running after {timeout}s")
+        await asyncio.sleep(0.02)
