@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -464,3 +465,22 @@ def test_fine_tuned_model_completions_then_deleted(client, server, ref, make_tra
     assert client.delete(f"/models/{quote(name, safe='')}").status_code == 200
     gone = error_of(client.post("/completions", json={"model": name, "prompt": "x"}), 404)
     assert gone["code"] == "model_not_found" and gone["param"] == "model"
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_concurrent_requests_give_the_answers_they_give_alone(client):
+    bodies = [
+        {"model": "tiny", "prompt": PROMPT, "max_tokens": 30, "temperature": 0, "logprobs": 2},
+        {"model": "ada", "prompt": "Honestly, the show is", "max_tokens": 30, "seed": 3, "n": 2},
+        {**PENALISED, "stop": "zz"},
+        {"model": "tiny", "prompt": [PROMPT, "Hi"], "max_tokens": 20, "seed": 9, "echo": True},
+    ] * 2
+    alone = [complete(client, **body)["choices"] for body in bodies]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        together = list(pool.map(lambda body: complete(client, **body)["choices"], bodies))
+        streamed = list(pool.map(lambda body: merge(stream(client, **body)), bodies))
+    assert together == alone
+    for chunks, choices in zip(streamed, alone, strict=True):
+        assert [chunks[c["index"]]["text"] for c in choices] == [c["text"] for c in choices]

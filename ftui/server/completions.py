@@ -383,6 +383,8 @@ class CompletionService:
     """Route handlers, the model cache and the generation threads."""
 
     def __init__(self, store: Store, device: str = "auto", workers: int | None = None) -> None:
+        # Before anything in this process imports torch (a bundled-model conversion does too).
+        infer.set_runtime_env()
         self.store = store
         self.models = infer.ModelCache(device=device)
         env_workers = os.environ.get("FTUI_GENERATION_WORKERS", "")

@@ -1,0 +1,157 @@
+"""The pieces of the completions engine on their own: the model cache, the text that streaming and
+non-streaming share (stop sequences, UTF-8), and request defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from ftui.server import infer
+from ftui.server.completions import parse_request
+
+# ---------------------------------------------------------------- the model cache
+
+
+def test_cache_is_lru_bounded_by_count(tiny_model_dir):
+    cache = infer.ModelCache(max_models=2, max_bytes=1 << 40, device="cpu")
+    a = cache.get("a", tiny_model_dir)
+    cache.get("b", tiny_model_dir)
+    assert cache.get("a", tiny_model_dir) is a  # a hit, and now the most recent
+    cache.get("c", tiny_model_dir)
+    assert cache.keys() == ["a", "c"]  # b was the least recently used
+
+
+def test_cache_is_bounded_by_memory(tiny_model_dir):
+    one = infer.load_model(tiny_model_dir).nbytes
+    cache = infer.ModelCache(max_models=10, max_bytes=int(one * 2.5), device="cpu")
+    for key in "abcd":
+        cache.get(key, tiny_model_dir)
+    assert cache.keys() == ["c", "d"]
+    assert cache.used_bytes == 2 * one
+    # A model larger than the whole budget still loads (alone), rather than failing.
+    small = infer.ModelCache(max_models=10, max_bytes=1, device="cpu")
+    small.get("a", tiny_model_dir)
+    small.get("b", tiny_model_dir)
+    assert small.keys() == ["b"]
+
+
+def test_concurrent_requests_for_one_model_load_it_once(tiny_model_dir, monkeypatch):
+    loads = []
+    real = infer.load_model
+    gate = threading.Event()
+
+    def counting(path, key=None, device="cpu"):
+        loads.append(key)
+        gate.wait(30)  # hold the first load until every thread has asked
+        return real(path, key, device)
+
+    monkeypatch.setattr(infer, "load_model", counting)
+    cache = infer.ModelCache(device="cpu")
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get("k", tiny_model_dir)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join(30)
+    assert loads == ["k"]
+    assert len(results) == 4 and all(r is results[0] for r in results)
+
+
+def test_discard_drops_matching_entries(tiny_model_dir):
+    cache = infer.ModelCache(device="cpu")
+    cache.get(("fine-tuned", "m1", "/x"), tiny_model_dir)
+    cache.get(("base", "/y"), tiny_model_dir)
+    assert cache.discard(lambda key: key[0] == "fine-tuned") == 1
+    assert cache.keys() == [("base", "/y")]
+
+
+def test_server_import_does_not_import_torch():
+    code = (
+        "import sys, ftui.server.api, ftui.server.completions, ftui.server.infer;"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- text
+
+
+def _token(text: str) -> infer.Token:
+    return infer.Token(0, text, None, None)
+
+
+def _feed(stops, parts):
+    state = infer.ChoiceText(stops, base_offset=0)
+    released = []
+    for part in parts:
+        released.append([p.text for p in state.add(_token(part), part)])
+    return state, released
+
+
+def test_text_that_could_start_a_stop_is_held_back():
+    state, released = _feed(["END"], ["a", "E", "N", "b"])
+    # "E" and "EN" could begin "END": held until "b" shows they do not.
+    assert released == [["a"], [], [], ["E", "N", "b"]]
+    assert not state.stopped and state.text == "aENb"
+
+
+def test_stop_across_tokens_cuts_the_text_and_drops_later_tokens():
+    state = infer.ChoiceText(["END"], base_offset=5)
+    first = state.add(_token("xE"), "xE")
+    assert [p.text for p in first] == []  # "E" could begin "END"
+    second = state.add(_token("NDy"), "NDy")
+    assert [p.text for p in second] == ["x"]  # the token that began the stop, cut before it
+    assert [p.token.offset for p in second] == [5]
+    assert state.stopped and state.text == "x"
+
+
+def test_stop_inside_one_token():
+    state = infer.ChoiceText(["lo w"], base_offset=0)
+    pieces = state.add(_token("hello world"), "hello world")
+    assert [p.text for p in pieces] == ["hel"] and state.stopped
+
+
+def test_earliest_of_several_stops_wins():
+    state = infer.ChoiceText(["world", "lo"], base_offset=0)
+    pieces = state.add(_token("hello world"), "hello world")
+    assert "".join(p.text for p in pieces) == "hel"
+
+
+def test_detokenizer_holds_partial_utf8(tiny_model_dir):
+    entry = infer.load_model(tiny_model_dir)
+    ids = entry.encode("é☕x")
+    detok = infer.Detokenizer(entry.decode, [])
+    deltas = [detok.push(i) for i in ids]
+    assert "".join(deltas) == "é☕x"
+    assert all("\ufffd" not in d for d in deltas)
+    assert "" in deltas  # some token ended inside a character and waited for the next
+
+
+# ---------------------------------------------------------------- request defaults
+
+
+def test_request_defaults_follow_the_reference():
+    req = parse_request({"model": "m"})
+    assert req.prompts == ["<|endoftext|>"]
+    assert (req.max_tokens, req.temperature, req.top_p, req.n, req.best_of) == (16, 1, 1, 1, 1)
+    assert (req.logprobs, req.echo, req.stop, req.stream) == (None, False, (), False)
+    assert parse_request({"model": "m", "stop": "x"}).stop == ("x",)
+    assert parse_request({"model": "m", "n": 2}).best_of == 2
+    assert parse_request({"prompt": [[1, 2], [3]]}, model="m").prompts == [[1, 2], [3]]
+
+
+@pytest.mark.parametrize("prompt", ["", "Hi"])
+def test_prompt_preparation(tiny_model_dir, prompt):
+    entry = infer.load_model(tiny_model_dir)
+    prepared = infer.prepare_prompt(entry, prompt)
+    if prompt:
+        assert prepared.ids == entry.encode(prompt) and prepared.hidden == 0
+    else:  # an empty prompt is conditioned on the start token, which is not echoed
+        assert prepared.ids == [entry.start_id] and prepared.hidden == 1
