@@ -155,3 +155,23 @@ def test_prompt_preparation(tiny_model_dir, prompt):
         assert prepared.ids == entry.encode(prompt) and prepared.hidden == 0
     else:  # an empty prompt is conditioned on the start token, which is not echoed
         assert prepared.ids == [entry.start_id] and prepared.hidden == 1
+
+
+def test_budget_checks_name_the_field(tiny_model_dir, monkeypatch):
+    entry = infer.load_model(tiny_model_dir)
+    prompts = [infer.Prompt([5] * 40), infer.Prompt([5] * 10)]
+    infer.check_budget(entry, prompts, 216, rows=2)  # 40 + 216 = the whole context: fine
+    with pytest.raises(infer.RequestError) as context:
+        infer.check_budget(entry, prompts, 217, rows=2)
+    assert context.value.param == "max_tokens" and "257 tokens (40 in your prompt" in str(
+        context.value
+    )
+    # 1024 bytes of key/value cache per token and row (2 layers × 2 × 4 heads × 16 × fp32).
+    monkeypatch.setenv("FTUI_KV_LIMIT_MB", str(50 * 1024 / 2**20))
+    infer.check_budget(entry, prompts, 10, rows=1)
+    with pytest.raises(infer.RequestError) as kv:
+        infer.check_budget(entry, prompts, 10, rows=2)
+    assert kv.value.param == "n"
+    with pytest.raises(infer.RequestError) as scoring:
+        infer.check_budget(entry, prompts, 0, rows=1, prompt_logprobs=True)
+    assert scoring.value.param == "prompt"

@@ -468,7 +468,8 @@ class CompletionService:
     def _prepare(self, entry: infer.LoadedModel, req: CompletionRequest) -> list[infer.Prompt]:
         try:
             prompts = [infer.prepare_prompt(entry, p) for p in req.prompts]
-            infer.check_budget(entry, prompts, req.max_tokens, req.best_of)
+            prompt_logprobs = req.echo and req.logprobs is not None
+            infer.check_budget(entry, prompts, req.max_tokens, req.best_of, prompt_logprobs)
         except infer.RequestError as exc:
             raise bad_request(exc.message, param=exc.param, code=exc.code) from None
         too_big = [t for t in req.logit_bias if t >= entry.vocab_size]

@@ -351,8 +351,14 @@ def prepare_prompt(entry: LoadedModel, prompt: str | list[int]) -> Prompt:
     return Prompt([entry.start_id], hidden=1)
 
 
-def check_budget(entry: LoadedModel, prompts: Sequence[Prompt], max_tokens: int, rows: int) -> None:
-    """Refuse requests that do not fit the context window, or would need too much KV memory."""
+def check_budget(
+    entry: LoadedModel,
+    prompts: Sequence[Prompt],
+    max_tokens: int,
+    rows: int,
+    prompt_logprobs: bool = False,
+) -> None:
+    """Refuse requests that do not fit the context window, or would need too much memory."""
     longest = max(len(p.ids) for p in prompts)
     if longest + max_tokens > entry.context:
         raise RequestError(
@@ -370,6 +376,15 @@ def check_budget(entry: LoadedModel, prompts: Sequence[Prompt], max_tokens: int,
             f"({rows} sequences of up to {longest + max_tokens} tokens), more than the "
             f"{limit / 2**30:.1f} GiB allowed; reduce n, best_of or max_tokens.",
             param="n",
+        )
+    # Scoring an echoed prompt keeps the logits of every prompt position, and their log-softmax.
+    need = 2 * 4 * entry.vocab_size * longest if prompt_logprobs else 0
+    if need > limit:
+        raise RequestError(
+            f"Log-probabilities of a {longest}-token echoed prompt would need about "
+            f"{need / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB allowed; shorten "
+            "the prompt or leave out echo or logprobs.",
+            param="prompt",
         )
 
 
