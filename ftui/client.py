@@ -842,6 +842,24 @@ class Files(_Resource):
         os.replace(tmp, target)
         return target
 
+    async def head(self, file_id: str, limit: int = 64 << 10) -> tuple[bytes, bool]:
+        """The first ``limit`` bytes of a file and whether there is more (for previews).
+
+        Reading stops once it has enough, so a preview of a file of several GB costs ``limit``.
+        """
+        response = await self._c._send("GET", f"/files/{_seg(file_id)}/content", stream=True)
+        buf = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                buf += chunk
+                if len(buf) > limit:
+                    break
+        except httpx.TransportError as exc:
+            raise APIConnectionError(f"reading {file_id} broke: {type(exc).__name__}") from None
+        finally:
+            await response.aclose()
+        return bytes(buf[:limit]), len(buf) > limit
+
     async def delete(self, file_id: str) -> Deleted:
         result = Deleted.from_api(await self._c._json("DELETE", f"/files/{_seg(file_id)}"))
         if self._c.cache is not None:
@@ -1154,11 +1172,6 @@ class Completions(_Resource):
 # --- construction from a profile -----------------------------------------------------------------
 
 
-def cache_namespace(profile: Profile) -> str:
-    """The cache namespace of a profile: its name, plus the URL for non-embedded ones."""
-    return profile.name if profile.is_embedded else f"{profile.name}@{profile.base_url}"
-
-
 async def connect(
     profile: Profile | str | None = None,
     *,
@@ -1189,7 +1202,7 @@ async def connect(
 
         cache = owned = Cache()
     if cache:
-        profile_cache = cache.profile(cache_namespace(profile))
+        profile_cache = cache.profile(cfg.cache_namespace(profile))
     client = Client(
         base_url,
         api_key=api_key,

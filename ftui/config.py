@@ -120,6 +120,12 @@ class Profile:
         return out
 
 
+def cache_namespace(profile: Profile) -> str:
+    """A profile's namespace in the cache: its name, plus the URL for non-embedded ones (so a
+    profile pointed at another server does not mix the two servers' jobs)."""
+    return profile.name if profile.is_embedded else f"{profile.name}@{profile.base_url}"
+
+
 def read_key_file(path: Path) -> str:
     """Read a key file, refusing one that others can read or that someone else owns."""
     try:

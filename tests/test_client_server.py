@@ -63,6 +63,8 @@ async def test_whole_loop(server, make_training_file, tmp_path, dialect):
         assert await client.files.content(f.id) == train.read_bytes()
         out = await client.files.content(f.id, tmp_path / "copy.jsonl")
         assert out.read_bytes() == train.read_bytes()
+        assert await client.files.head(f.id, 10) == (train.read_bytes()[:10], True)
+        assert await client.files.head(f.id, f.bytes) == (train.read_bytes(), False)
 
         # Jobs: create with every option the dialect has.
         if dialect == "legacy":
