@@ -175,3 +175,22 @@ def test_budget_checks_name_the_field(tiny_model_dir, monkeypatch):
     with pytest.raises(infer.RequestError) as scoring:
         infer.check_budget(entry, prompts, 0, rows=1, prompt_logprobs=True)
     assert scoring.value.param == "prompt"
+
+
+def test_shutdown_cancels_running_generations(tiny_model_dir, tmp_path):
+    from ftui.server.completions import CompletionRequest, CompletionService, Job
+    from ftui.server.store import Store
+
+    service = CompletionService(Store(tmp_path), device="cpu")
+    entry = service.models.get("tiny", tiny_model_dir)
+    request = CompletionRequest(model="tiny", prompts=["Hi"], max_tokens=250, logit_bias={2: -100})
+    job = Job("cmpl-test", entry, [infer.prepare_prompt(entry, "Hi")], request)
+    started = threading.Event()
+
+    def emit(i, event):
+        started.set()
+
+    service._submit(job, lambda: job.run(emit))
+    assert started.wait(30)
+    service.shutdown()  # returns once the worker has stopped
+    assert job.done.is_set() and job.cancelled and job.released < 250

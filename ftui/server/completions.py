@@ -393,6 +393,13 @@ class CompletionService:
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ftui-generate")
         self.active: dict[str, Job] = {}
 
+    def shutdown(self) -> None:
+        """Stop every running generation and the worker threads (for the server's lifespan
+        end: otherwise a generation still running keeps the process alive until it is done)."""
+        for job in list(self.active.values()):
+            job.cancel.set()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
     # --- routes ---------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
         body = params.parse_json_object(await request.body())
