@@ -342,7 +342,8 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
     # -- empty completions
     invalid_set = set(invalid)
     empty = []
-    if "" in completions:
+    distinct = set(completions)
+    if "" in distinct:
         empty = [i for i, c in enumerate(completions) if not c and i not in invalid_set]
     if empty:
         rows = _pick(locs, empty)
@@ -357,7 +358,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
             )
         )
     blank = []
-    if True in map(str.isspace, completions):
+    if True in map(str.isspace, distinct):
         blank = [i for i, c in enumerate(completions) if c.isspace()]
     if blank:
         rows = _pick(locs, blank)
@@ -370,7 +371,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
                 rows=rows,
             )
         )
-    if table.blank_is_missing and not NA_STRINGS.isdisjoint(completions):
+    if table.blank_is_missing and not NA_STRINGS.isdisjoint(distinct):
         na = [i for i, c in enumerate(completions) if c in NA_STRINGS]
         if na:
             rows = _pick(locs, na)
@@ -401,12 +402,19 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
         )
         return _report(table, PROMPT_COMPLETION, findings)
 
-    distinct = set(completions)
+    if invalid:
+        distinct = set(completions)
+    else:
+        distinct.discard("")
+    # A few labels: one string object per class, and the checks below look at each label once.
+    labels: set[str] | None = None
     if len(distinct) * 3 < n:
-        completions = _text.share(completions, distinct)  # labels: one object per class
+        completions = _text.share(completions, distinct)
+        labels = distinct
     state = PCState(prompts, completions, locs, n_distinct=len(distinct))
     task = infer_task_type(prompts, completions, len(distinct))
     del distinct
+    each_completion = labels if labels is not None else completions
     classes = None
     if task == CLASSIFICATION:
         findings.append(
@@ -441,11 +449,12 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
         )
 
     # -- long examples (characters, as the legacy tool) and tokens
-    plen = list(map(len, prompts))
-    clen = list(map(len, completions))
-    total = list(map(int.__add__, plen, clen))
-    if task != OPEN_ENDED and max(total) > MAX_CHARS:
-        long = [i for i, t in enumerate(total) if t > MAX_CHARS]
+    import numpy as np
+
+    total = np.fromiter(map(len, prompts), dtype=np.int64, count=n)
+    total += np.fromiter(map(len, completions), dtype=np.int64, count=n)
+    if task != OPEN_ENDED and int(total.max()) > MAX_CHARS:
+        long = np.flatnonzero(total > MAX_CHARS).tolist()
         if long:
             rows = _pick(locs, long)
             state.drops["long_examples"] = long
@@ -466,8 +475,8 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
     else:
         pt = tok.count(prompts)
         ct = tok.count(completions)
-        counts_tok = list(map(int.__add__, pt, ct))
-    del plen, clen, total
+        counts_tok = np.add(pt, ct)
+    del total
     stats, over = _token_stats(counts_tok, tok)
     del counts_tok
     findings.append(_token_finding(stats))
@@ -477,7 +486,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
     # -- case
     profiles = {
         "prompt": _text.profile(prompts, "".join(SEPARATORS) + "\n"),
-        "completion": _text.profile(completions, "".join(ENDINGS)),
+        "completion": _text.profile(completions, "".join(ENDINGS), labels=labels),
     }
     state.specials = profiles["prompt"].specials | profiles["completion"].specials
     for name, prof in profiles.items():
@@ -558,8 +567,8 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
             findings.append(Finding("prompt_prefix", INFO, msg, details={"prefix": prefix}))
 
     # -- completion prefix
-    cprefix = _text.common_prefix(completions)
-    if len(cprefix) >= MIN_COMPLETION_PREFIX and not _text.all_equal(completions):
+    cprefix = _text.common_prefix(list(each_completion))
+    if len(cprefix) >= MIN_COMPLETION_PREFIX and len(set(each_completion)) > 1:
         state.completion_prefix = cprefix
         emptied = [i for i, c in enumerate(completions) if c == cprefix]
         msg = (
@@ -616,8 +625,8 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
             )
 
     # -- leading space
-    state.any_spaced = not _text.none_start_with(completions, " ")
-    if not _text.all_start_with(completions, " "):
+    state.any_spaced = not _text.none_start_with(each_completion, " ")
+    if not _text.all_start_with(each_completion, " "):
         findings.append(
             Finding(
                 "leading_space",

@@ -46,7 +46,25 @@ class Profile:
         return all(ch in self.present for ch in s)
 
 
-def profile(values: Sequence[str], interesting: str = "") -> Profile:
+def profile(
+    values: Sequence[str], interesting: str = "", labels: set[str] | None = None
+) -> Profile:
+    """The profile of a column; with ``labels`` (its few distinct values) each is looked at once
+    and weighted by how often it occurs."""
+    if labels is not None and len(labels) <= 1000:
+        counts = Counter(values)
+        prof = Profile()
+        for value, k in counts.items():
+            one = _profile([value], interesting)
+            prof.upper += k * one.upper
+            prof.lower += k * one.lower
+            prof.present |= one.present
+            prof.specials |= one.specials
+        return prof
+    return _profile(values, interesting)
+
+
+def _profile(values: Sequence[str], interesting: str) -> Profile:
     import numpy as np
 
     prof = Profile()
@@ -184,25 +202,33 @@ def duplicate_positions(prompts: Sequence[str], completions: Sequence[str]) -> l
     with np.errstate(over="ignore"):
         key = hp * np.int64(1_000_003) ^ hc
     del hp, hc
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    if len(first) == n:
-        return []
+    order = np.argsort(key, kind="stable")  # equal keys keep file order
+    ordered = key[order]
     del key
-    later = np.ones(n, dtype=bool)
-    later[first] = False
-    candidates = np.flatnonzero(later)
-    origin = first[inverse[candidates]]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return []
+    first_of_run = np.concatenate(([True], ~same))
+    starts = np.flatnonzero(first_of_run)
+    run = np.cumsum(first_of_run) - 1  # the run of each sorted slot
+    later = np.flatnonzero(np.concatenate(([False], same)))
+    candidates = order[later]
+    origin = order[starts[run[later]]]
     out = []
-    odd_groups: set[int] = set()
+    odd: set[int] = set()
     for i, j in zip(candidates.tolist(), origin.tolist(), strict=True):
         if prompts[i] == prompts[j] and completions[i] == completions[j]:
             out.append(i)
         else:
-            odd_groups.add(j)
-    if odd_groups:  # a collision: settle those groups pair by pair
+            odd.add(j)
+    if odd:  # a hash collision: settle those runs pair by pair
         out_set = set(out)
-        for j in odd_groups:
-            members = np.flatnonzero(inverse == inverse[j]).tolist()
+        for j in odd:
+            slot = int(np.flatnonzero(order == j)[0])
+            r = run[slot]
+            members = sorted(
+                order[starts[r] : starts[r + 1] if r + 1 < len(starts) else n].tolist()
+            )
             seen: set[tuple[str, str]] = set()
             for i in members:
                 pair = (prompts[i], completions[i])
@@ -211,7 +237,8 @@ def duplicate_positions(prompts: Sequence[str], completions: Sequence[str]) -> l
                 else:
                     seen.add(pair)
                     out_set.discard(i)
-        out = sorted(out_set)
+        return sorted(out_set)
+    out.sort()
     return out
 
 
