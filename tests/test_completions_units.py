@@ -194,3 +194,22 @@ def test_shutdown_cancels_running_generations(tiny_model_dir, tmp_path):
     assert started.wait(30)
     service.shutdown()  # returns once the worker has stopped
     assert job.done.is_set() and job.cancelled and job.released < 250
+
+
+def test_deleted_fine_tuned_models_are_unloaded(tiny_model_dir, tmp_path):
+    import shutil
+
+    from ftui.server.completions import CompletionService
+    from ftui.server.store import ModelRecord, Store
+
+    store = Store(tmp_path / "data")
+    weights = shutil.copytree(tiny_model_dir, store.models_dir / "m")
+    store.add_model(ModelRecord("tiny:ft-personal-x", 0, "org", None, "tiny", str(weights)))
+    service = CompletionService(store, device="cpu")
+    key, path = service._resolve("tiny:ft-personal-x")
+    service._load("tiny:ft-personal-x", key, path)
+    service.forget_deleted()
+    assert service.models.keys() == [key]  # still listed: kept
+    store.delete_model("tiny:ft-personal-x")
+    service.forget_deleted()
+    assert service.models.keys() == []

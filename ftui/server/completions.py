@@ -410,8 +410,9 @@ class CompletionService:
         return await self._complete(request, parse_request(body, request.path_params["model"]))
 
     # --- models ---------------------------------------------------------------------------
-    def _forget_deleted(self) -> None:
-        """Unload fine-tuned models that were deleted since they were loaded."""
+    def forget_deleted(self) -> None:
+        """Unload fine-tuned models that were deleted since they were loaded. Runs before each
+        completion; the model-deletion route can call it too, to free the memory at once."""
 
         def deleted(key: Hashable) -> bool:
             if not (isinstance(key, tuple) and key[0] == "fine-tuned"):
@@ -490,7 +491,7 @@ class CompletionService:
 
     # --- answering -------------------------------------------------------------------------
     async def _complete(self, request: Request, req: CompletionRequest) -> Response:
-        self._forget_deleted()
+        self.forget_deleted()
         key, path = await asyncio.to_thread(self._resolve, req.model)
         entry = await asyncio.to_thread(self._load, req.model, key, path)
         prompts = await asyncio.to_thread(self._prepare, entry, req)
