@@ -24,6 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ftui",
         description="Fine-tune language models from the terminal (OpenAI-style fine-tuning API).",
     )
+    parser.add_argument(
+        "--profile",
+        dest="app_profile",
+        metavar="NAME",
+        help="with no command: open the terminal app on this profile",
+    )
+    parser.add_argument(
+        "--no-mouse",
+        action="store_true",
+        help="with no command: do not capture the mouse (keeps the terminal's own selection)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -34,13 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        return run_app(args.app_profile, mouse=not args.no_mouse)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+
+
+def run_app(profile: str | None = None, *, mouse: bool = True) -> int:
+    """``ftui`` with no command: the terminal app (Textual is imported only here)."""
+    from ftui.config import ConfigError
+
+    try:
+        from ftui.app import FtuiApp
+
+        app = FtuiApp(profile)
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    app.run(mouse=mouse)
+    return int(app.return_code or 0)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,80 @@ class ConfirmScreen(ModalScreen[bool]):
         if yes and not self._typed_ok():
             return
         self.dismiss(yes)
+
+
+class PromptScreen(ModalScreen["str | None"]):
+    """Ask for one line of text (a path, say); Enter answers it, Esc answers None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
+
+    DEFAULT_CSS = """
+    PromptScreen { align: center middle; }
+    PromptScreen > Vertical {
+        width: 72; max-width: 100%; height: auto; border: thick $primary; padding: 1 2;
+        background: $surface;
+    }
+    """
+
+    def __init__(self, message: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.message = message
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.message, markup=False)
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Label("Enter: OK · Esc: cancel", classes="prompt-help")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PickScreen(ModalScreen["str | None"]):
+    """Pick one of ``options`` (``(value, label)`` pairs); Esc answers None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="pick.cancel")]
+
+    DEFAULT_CSS = """
+    PickScreen { align: center middle; }
+    PickScreen > Vertical {
+        width: 90; max-width: 100%; height: 80%; border: thick $primary; padding: 0 1;
+        background: $surface;
+    }
+    PickScreen OptionList { height: 1fr; }
+    """
+
+    def __init__(self, title: str, options: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.options = options
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import OptionList
+        from textual.widgets.option_list import Option
+
+        with Vertical():
+            yield Label(self.title_text, markup=False)
+            from rich.text import Text
+
+            yield OptionList(*(Option(Text(label), id=value) for value, label in self.options))
+
+    def on_mount(self) -> None:
+        from textual.widgets import OptionList
+
+        self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event) -> None:
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,541 @@
+"""New job: every option of a fine-tuning job, its default shown, and the request it will send.
+
+Files can be an uploaded file's id (``file-…``, completed from the file list) or a local path
+(completed from the disk); local paths are uploaded when the job is created, with a progress
+bar. The suffix is checked as it is typed. The preview pane shows the exact endpoint and JSON
+body; ``ctrl+r`` (or the Create button) sends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.suggester import Suggester
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Header,
+    Input,
+    Label,
+    ProgressBar,
+    Select,
+    Static,
+)
+
+from ftui.widgets.base import FtuiScreen
+
+LEGACY_SUFFIX_MAX = 40
+CURRENT_SUFFIX_MAX = 64
+PREFERRED_MODELS = ("ada", "babbage-002", "davinci-002", "babbage", "curie", "davinci")
+
+
+def _bundled(name: str) -> str:
+    from importlib import resources
+
+    return str(resources.files("ftui") / "data" / name)
+
+
+class FileSuggester(Suggester):
+    """Completes uploaded file ids (``file-…``) and local paths (read in a thread)."""
+
+    def __init__(self, file_ids: list[str]) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.file_ids = file_ids
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        for file_id in self.file_ids:
+            if file_id.startswith(value) and file_id != value:
+                return file_id
+        if value.startswith("file-"):
+            return None
+        return await asyncio.to_thread(complete_path, value)
+
+
+def complete_path(value: str) -> str | None:
+    """The first directory entry that completes ``value`` (directories end in ``/``)."""
+    expanded = os.path.expanduser(value)
+    directory, prefix = os.path.split(expanded)
+    try:
+        names = sorted(os.listdir(directory or "."))
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith(prefix) and name != prefix and not name.startswith("."):
+            full = os.path.join(directory, name)
+            done = value[: len(value) - len(prefix)] + name
+            return done + ("/" if os.path.isdir(full) else "")
+    return None
+
+
+@dataclass
+class JobRequest:
+    """The request the form will send, and what is wrong with it."""
+
+    path: str
+    body: dict[str, Any]
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (field id, message)
+    uploads: dict[str, str] = field(default_factory=dict)  # body key → local path
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _int(value: str, field_id: str, what: str, problems: list, lo: int = 1) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        problems.append((field_id, f"{what} must be a whole number, not {value!r}"))
+        return None
+    if n < lo:
+        problems.append((field_id, f"{what} must be at least {lo}"))
+    return n
+
+
+def _float(value: str, field_id: str, what: str, problems: list, lo: float = 0.0) -> float | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        x = float(value)
+    except ValueError:
+        problems.append((field_id, f"{what} must be a number, not {value!r}"))
+        return None
+    if x < lo or x != x:
+        problems.append((field_id, f"{what} must be at least {lo:g}"))
+    return x
+
+
+def suffix_check(suffix: str, legacy: bool) -> tuple[bool, str]:
+    """(ok, message) for a suffix as typed: its length limit and how it will appear."""
+    import re
+
+    limit = LEGACY_SUFFIX_MAX if legacy else CURRENT_SUFFIX_MAX
+    if not suffix:
+        return True, f"optional: up to {limit} characters, part of the model's name"
+    if len(suffix) > limit:
+        return False, f"✖ {len(suffix)}/{limit} characters: too long"
+    if legacy:
+        shown = re.sub(r"[\W_]+", "-", suffix).strip("-").lower()
+    else:
+        shown = re.sub(r"[^A-Za-z0-9_-]+", "-", suffix).strip("-")
+    if not shown:
+        return False, "✖ no letters or digits: the name would have an empty suffix"
+    note = f"✔ {len(suffix)}/{limit}"
+    if shown != suffix:
+        note += f" · appears as {shown!r}"
+    return True, note
+
+
+def build_request(values: dict[str, Any], caps: dict[str, Any] | None) -> JobRequest:
+    """The endpoint and body ``ftui.client.Client.jobs.create`` will send for these values.
+
+    Mirrors the client: legacy-only options (prompt loss weight, classification metrics) go to
+    ``/v1/fine-tunes`` when the server has it; everything else to the profile's dialect.
+    """
+    problems: list[tuple[str, str]] = []
+    uploads: dict[str, str] = {}
+    caps = caps or {"dialect": "current", "current": True, "legacy": True}
+
+    def file_ref(key: str, field_id: str, required: bool) -> str | None:
+        value = str(values.get(key) or "").strip()
+        if not value:
+            if required:
+                problems.append((field_id, "a training file is required (file id or path)"))
+            return None
+        if value.startswith("file-") and not os.path.exists(value):
+            return value
+        path = Path(value).expanduser()
+        if path.is_file():
+            uploads[key] = str(path)
+            return f"<id of uploaded {path.name}>"
+        problems.append((field_id, f"{value}: not an uploaded file id nor an existing file"))
+        return value
+
+    training = file_ref("training_file", "nj-training", True)
+    validation = file_ref("validation_file", "nj-validation", False)
+    model = str(values.get("model") or "").strip()
+    if not model:
+        problems.append(("nj-model", "pick a base model"))
+    n_epochs = _int(values.get("n_epochs", ""), "nj-epochs", "epochs", problems)
+    batch_size = _int(values.get("batch_size", ""), "nj-batch", "batch size", problems)
+    lr = _float(
+        values.get("learning_rate_multiplier", ""), "nj-lr", "learning rate multiplier", problems
+    )
+    if lr is not None and lr <= 0:
+        problems.append(("nj-lr", "learning rate multiplier must be above 0"))
+    plw = _float(values.get("prompt_loss_weight", ""), "nj-plw", "prompt loss weight", problems)
+    if plw is not None and plw > 1:
+        problems.append(("nj-plw", "prompt loss weight must be between 0 and 1"))
+    seed = _int(values.get("seed", ""), "nj-seed", "seed", problems, lo=0)
+    classify = bool(values.get("compute_classification_metrics"))
+    n_classes = positive = betas = None
+    if classify:
+        n_classes = _int(
+            values.get("classification_n_classes", ""),
+            "nj-n-classes",
+            "number of classes",
+            problems,
+            lo=2,
+        )
+        positive = str(values.get("classification_positive_class") or "") or None
+        raw_betas = str(values.get("classification_betas") or "").strip()
+        if raw_betas:
+            try:
+                betas = [float(b) for b in raw_betas.replace(" ", "").split(",") if b]
+            except ValueError:
+                problems.append(("nj-betas", "betas are numbers separated by commas"))
+        if validation is None:
+            problems.append(
+                ("nj-validation", "classification metrics are computed on a validation file")
+            )
+        if (n_classes or 2) == 2 and not positive:
+            problems.append(("nj-positive", "binary classification needs the positive class"))
+    legacy_opts = {
+        "prompt_loss_weight": plw,
+        "compute_classification_metrics": True if classify else None,
+        "classification_n_classes": n_classes,
+        "classification_positive_class": positive,
+        "classification_betas": betas,
+    }
+    wants_legacy = any(v is not None for v in legacy_opts.values())
+    use_legacy = caps["dialect"] == "legacy" or (wants_legacy and caps.get("legacy"))
+    if wants_legacy and not use_legacy:
+        named = ", ".join(k for k, v in legacy_opts.items() if v is not None)
+        problems.append(("nj-plw", f"{named}: only the legacy API has these, and it is absent"))
+    suffix = str(values.get("suffix") or "") or None
+    ok, message = suffix_check(suffix or "", bool(use_legacy))
+    if not ok:
+        problems.append(("nj-suffix", f"suffix: {message.lstrip('✖ ')}"))
+    hyper = {"n_epochs": n_epochs, "batch_size": batch_size, "learning_rate_multiplier": lr}
+    if use_legacy:
+        body = {
+            "training_file": training,
+            "validation_file": validation,
+            "model": model,
+            **hyper,
+            **legacy_opts,
+            "suffix": suffix,
+            "seed": seed,
+        }
+        path = "/fine-tunes"
+    else:
+        body = {
+            "training_file": training,
+            "validation_file": validation,
+            "model": model,
+            "hyperparameters": {k: v for k, v in hyper.items() if v is not None} or None,
+            "suffix": suffix,
+            "seed": seed,
+        }
+        path = "/fine_tuning/jobs"
+    body = {k: v for k, v in body.items() if v is not None}
+    return JobRequest(path, body, problems, uploads)
+
+
+class NewJobScreen(FtuiScreen):
+    """The new fine-tuning job form."""
+
+    BINDINGS = [
+        Binding("ctrl+r", "create", "Create job", id="newjob.create", priority=True),
+        Binding("escape", "close", "Close", id="newjob.close"),
+    ]
+
+    WORKER_WHAT = {"create": "Creating the job", "options": "Loading models and files"}
+
+    def __init__(self, training_file: str | None = None) -> None:
+        super().__init__()
+        self.initial_training = training_file
+        self.caps: dict[str, Any] | None = None
+        self.file_ids: list[str] = []
+        self.models: list[str] = []
+        self.creating = False
+
+    def compose(self) -> ComposeResult:
+        def field(label: str, widget, pick: str | None = None):
+            with Horizontal(classes="nj-field"):
+                yield Label(label, classes="nj-label")
+                yield widget
+                if pick:
+                    yield Button("Pick…", id=pick, classes="nj-pick", compact=True)
+
+        def text(fid: str, placeholder: str, kind: str = "text", **kw) -> Input:
+            return Input(id=fid, placeholder=placeholder, type=kind, compact=True, **kw)
+
+        yield Header()
+        with Horizontal(id="nj-body"):
+            with VerticalScroll(id="nj-form"):
+                yield from field(
+                    "Training file",
+                    text("nj-training", "file-… id or local path (→ completes)"),
+                    "nj-pick-training",
+                )
+                yield from field(
+                    "Validation file",
+                    text("nj-validation", "none (needed for classification)"),
+                    "nj-pick-validation",
+                )
+                yield from field(
+                    "Base model",
+                    Select([], id="nj-model", prompt="loading models…", compact=True),
+                )
+                yield from field("Suffix", text("nj-suffix", "none", max_length=80))
+                yield Static("", id="nj-suffix-check")
+                yield from field("Epochs", text("nj-epochs", "auto (legacy default 4)", "integer"))
+                yield from field(
+                    "Batch size", text("nj-batch", "auto (≈0.2% of examples)", "integer")
+                )
+                yield from field(
+                    "LR multiplier", text("nj-lr", "auto (0.05–0.2 by batch size)", "number")
+                )
+                yield from field("Prompt loss wt", text("nj-plw", "0.01 (legacy API)", "number"))
+                yield from field("Seed", text("nj-seed", "random", "integer"))
+                yield Checkbox(
+                    "Classification metrics (legacy API)", id="nj-classification", compact=True
+                )
+                with Vertical(id="nj-class-options", classes="-hidden"):
+                    yield from field("Classes", text("nj-n-classes", "2", "integer"))
+                    yield from field(
+                        "Positive class", text("nj-positive", "e.g. ' positive' (binary)")
+                    )
+                    yield from field("F-betas", text("nj-betas", "e.g. 0.5,2 (F1 always)"))
+                yield ProgressBar(id="nj-progress", classes="-hidden", show_eta=False)
+                with Horizontal(id="nj-buttons"):
+                    yield Button(
+                        "Create job (ctrl+r)", id="nj-create", variant="primary", compact=True
+                    )
+                    yield Button("Cancel (esc)", id="nj-cancel", compact=True)
+            yield Static("", id="nj-preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "New fine-tuning job"
+        cached = []
+        try:
+            cached = self.ftui.cache.list_models()
+            self.file_ids = [f.id for f in self.ftui.cache.list_files()]
+            self.caps = self.ftui.cache.get_meta("capabilities")
+        except Exception:  # noqa: BLE001 - the cache is best effort
+            pass
+        self._set_models([m.id for m in cached])
+        for fid in ("nj-training", "nj-validation"):
+            self.query_one(f"#{fid}", Input).suggester = FileSuggester(self.file_ids)
+        if self.initial_training:
+            self.query_one("#nj-training", Input).value = self.initial_training
+            if Path(self.initial_training).name == "sample_sentiment.jsonl":
+                self._prefill_sample()
+        self.query_one("#nj-training", Input).focus()
+        self._load_options()
+        self.update_preview()
+
+    def _prefill_sample(self) -> None:
+        """The bundled sample: its validation half and the classification options."""
+        self.query_one("#nj-validation", Input).value = _bundled("sample_sentiment_valid.jsonl")
+        self.query_one("#nj-suffix", Input).value = "sample-sentiment"
+        self.query_one("#nj-epochs", Input).value = "2"
+        self.query_one("#nj-classification", Checkbox).value = True
+        self.query_one("#nj-n-classes", Input).value = "2"
+        self.query_one("#nj-positive", Input).value = " positive"
+
+    def _set_models(self, ids: list[str]) -> None:
+        select = self.query_one("#nj-model", Select)
+        current = select.value if select.value is not Select.BLANK else None
+        self.models = sorted(set(ids), key=lambda m: (":" in m, m))
+        select.set_options((m, m) for m in self.models)
+        select.prompt = "pick a base model" if self.models else "no models known yet"
+        choice = current if current in self.models else None
+        if choice is None:
+            choice = next((m for m in PREFERRED_MODELS if m in self.models), None)
+        if choice is None and self.models:
+            choice = self.models[0]
+        if choice is not None:
+            select.value = choice
+
+    @work(name="options", group="options", exit_on_error=False)
+    async def _load_options(self) -> None:
+        client = await self.ftui.api()
+        self.caps = await client.capabilities()
+        models = await client.models.list()
+        self._set_models([m.id for m in models])
+        files = await client.files.list()
+        self.file_ids[:] = [f.id for f in files if f.purpose in ("fine-tune", "")]
+        self.ftui.report_ok()
+        self.update_preview()
+
+    # -- form values and the preview -------------------------------------------------------------
+    def values(self) -> dict[str, Any]:
+        def text(fid: str) -> str:
+            return self.query_one(f"#{fid}", Input).value
+
+        model = self.query_one("#nj-model", Select).value
+        return {
+            "training_file": text("nj-training"),
+            "validation_file": text("nj-validation"),
+            "model": "" if model is Select.BLANK else str(model),
+            "suffix": text("nj-suffix"),
+            "n_epochs": text("nj-epochs"),
+            "batch_size": text("nj-batch"),
+            "learning_rate_multiplier": text("nj-lr"),
+            "prompt_loss_weight": text("nj-plw"),
+            "seed": text("nj-seed"),
+            "compute_classification_metrics": self.query_one("#nj-classification", Checkbox).value,
+            "classification_n_classes": text("nj-n-classes"),
+            "classification_positive_class": text("nj-positive"),
+            "classification_betas": text("nj-betas"),
+        }
+
+    def request(self) -> JobRequest:
+        return build_request(self.values(), self.caps)
+
+    def update_preview(self) -> None:
+        req = self.request()
+        text = Text()
+        text.append("Request preview\n", style="bold")
+        text.append(f"POST /v1{req.path}\n", style="bold")
+        text.append(json.dumps(req.body, indent=2, ensure_ascii=False))
+        if req.uploads:
+            text.append("\n\nUploaded first: ", style="dim")
+            text.append(", ".join(Path(p).name for p in req.uploads.values()))
+        if req.problems:
+            text.append("\n\nTo fix before sending:\n", style="bold")
+            for _fid, message in req.problems:
+                text.append(f"✖ {message}\n")
+        else:
+            text.append("\n\n✔ ready: ctrl+r creates the job", style="bold")
+        self.query_one("#nj-preview", Static).update(text)
+        legacy = req.path == "/fine-tunes"
+        ok, message = suffix_check(self.query_one("#nj-suffix", Input).value, legacy)
+        check = self.query_one("#nj-suffix-check", Static)
+        check.update(Text(message, style="" if ok else "bold"))
+        check.set_class(not ok, "-error")
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self.update_preview()
+
+    @on(Checkbox.Changed, "#nj-classification")
+    def _classification(self, event: Checkbox.Changed) -> None:
+        self.query_one("#nj-class-options").set_class(not event.value, "-hidden")
+        self.update_preview()
+
+    @on(Input.Submitted)
+    def _next_field(self) -> None:
+        self.focus_next()
+
+    @on(Button.Pressed, "#nj-create")
+    def _create_pressed(self) -> None:
+        self.action_create()
+
+    @on(Button.Pressed, "#nj-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_close()
+
+    @on(Button.Pressed, ".nj-pick")
+    def _pick(self, event: Button.Pressed) -> None:
+        target = "nj-training" if event.button.id == "nj-pick-training" else "nj-validation"
+        self._pick_file(target)
+
+    @work(name="pick", group="pick", exit_on_error=False)
+    async def _pick_file(self, target: str) -> None:
+        from ftui.screens.confirm import PickScreen
+
+        files = await asyncio.to_thread(self.ftui.cache.list_files)
+        options = [
+            (f.id, f"{f.id}  {f.filename}  {f.bytes or 0:,} bytes")
+            for f in files
+            if f.purpose in ("fine-tune", "")
+        ]
+        if not options:
+            self.notify("No uploaded files known; type a local path instead")
+            return
+        chosen = await self.app.push_screen_wait(PickScreen("Pick an uploaded file", options))
+        if chosen:
+            self.query_one(f"#{target}", Input).value = chosen
+
+    def action_close(self) -> None:
+        if not self.creating:
+            self.dismiss(None)
+
+    # -- creating --------------------------------------------------------------------------------
+    def action_create(self) -> None:
+        req = self.request()
+        if not req.ok:
+            fid, message = req.problems[0]
+            self.notify(message, title="Cannot create the job yet", severity="error", markup=False)
+            self.query_one(f"#{fid}").focus()
+            return
+        if not self.creating:
+            self._create(req)
+
+    @work(name="create", group="create", exclusive=True, exit_on_error=False)
+    async def _create(self, req: JobRequest) -> None:
+        self.creating = True
+        try:
+            client = await self.ftui.api()
+            values = self.values()
+            refs = {
+                "training_file": values["training_file"].strip(),
+                "validation_file": values["validation_file"].strip() or None,
+            }
+            for key, local in req.uploads.items():
+                refs[key] = await self._upload(client, local)
+            body = req.body
+            kwargs: dict[str, Any] = {
+                "validation_file": refs["validation_file"],
+                "n_epochs": body.get(
+                    "n_epochs", (body.get("hyperparameters") or {}).get("n_epochs")
+                ),
+                "batch_size": body.get(
+                    "batch_size", (body.get("hyperparameters") or {}).get("batch_size")
+                ),
+                "learning_rate_multiplier": body.get(
+                    "learning_rate_multiplier",
+                    (body.get("hyperparameters") or {}).get("learning_rate_multiplier"),
+                ),
+                "prompt_loss_weight": body.get("prompt_loss_weight"),
+                "compute_classification_metrics": body.get("compute_classification_metrics"),
+                "classification_n_classes": body.get("classification_n_classes"),
+                "classification_positive_class": body.get("classification_positive_class"),
+                "classification_betas": body.get("classification_betas"),
+                "suffix": body.get("suffix"),
+                "seed": body.get("seed"),
+            }
+            job = await client.jobs.create(refs["training_file"], body["model"], **kwargs)
+        finally:
+            self.creating = False
+            self.query_one("#nj-progress").add_class("-hidden")
+        self.ftui.report_ok()
+        self.ftui.job_updated(job)
+        self.notify(f"Created {job.id}", title="New job", markup=False)
+        self.dismiss(job.id)
+        self.ftui.open_job(job.id)
+
+    async def _upload(self, client: Any, path: str) -> str:
+        bar = self.query_one("#nj-progress", ProgressBar)
+        bar.remove_class("-hidden")
+        bar.update(total=max(1, os.path.getsize(path)), progress=0)
+
+        def progress(sent: int, total: int) -> None:
+            bar.update(total=max(1, total), progress=sent)
+
+        self.notify(f"Uploading {Path(path).name}…", timeout=3, markup=False)
+        uploaded = await client.files.create(path, on_progress=progress)
+        self.file_ids.append(uploaded.id)
+        return uploaded.id
