@@ -36,7 +36,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from ftui.cache import Cache, ProfileCache
-from ftui.config import Config, ConfigError, Profile
+from ftui.config import Config, ConfigError, Profile, cache_namespace
 from ftui.keymap import read_keymap
 from ftui.types import Job
 
@@ -54,16 +54,13 @@ SECTIONS: tuple[tuple[str, str, str, str, str], ...] = (
 )
 SECTION_TITLES = {name: title for name, title, *_ in SECTIONS}
 
-#: How often active jobs are polled, and how often the whole list is fetched again.
+#: How often active jobs are polled, how often the server is checked when nothing runs, and how
+#: often the whole list is fetched again.
 POLL_INTERVAL = 2.0
+IDLE_INTERVAL = 15.0
 FULL_LIST_EVERY = 60.0
 #: At most this many running jobs are followed for live progress at once.
 MAX_WATCHED = 8
-
-
-def cache_namespace(profile: Profile) -> str:
-    """The cache namespace of a profile (the same rule as ``ftui.client.cache_namespace``)."""
-    return profile.name if profile.is_embedded else f"{profile.name}@{profile.base_url}"
 
 
 def _load_screen_class(module: str, cls: str) -> type[Screen]:
@@ -169,6 +166,8 @@ class FtuiApp(App[None]):
         self._last_full_list = 0.0
         self._baseline = False  # True once the server's list has been seen in this session
         self._offline_reason: str | None = None
+        #: keyword arguments for the client (``connect``); tests may lower the retries
+        self.client_options: dict[str, Any] = {"max_retries": 2}
         keymap, problems = read_keymap(self.config.path)
         self._keymap_problems = problems
         if keymap:
@@ -189,6 +188,9 @@ class FtuiApp(App[None]):
         for message in self._start_warnings + self._keymap_problems:
             self.notify(message, severity="warning", timeout=10)
         self.switch_mode("jobs")
+
+    def on_ready(self) -> None:
+        # After the first frame (drawn from the cache): only now import the client and connect.
         self._poll_jobs()
 
     async def on_unmount(self) -> None:
@@ -222,7 +224,7 @@ class FtuiApp(App[None]):
                     cache=self._cache_db,
                     environ=self._environ,
                     on_retry=self._on_retry,
-                    max_retries=2,
+                    **self.client_options,
                 )
             except APIError as exc:
                 self._set_offline(str(exc))
@@ -307,22 +309,29 @@ class FtuiApp(App[None]):
             try:
                 client = await self.api()
                 full = time.monotonic() - self._last_full_list >= FULL_LIST_EVERY
+                active = self.jobs.active()
                 if full or not self._baseline:
                     jobs = await client.jobs.list()
                     self._last_full_list = time.monotonic()
                     if generation == self._generation:
                         self._apply_jobs(jobs, complete=True)
-                else:
-                    for job in list(self.jobs.active()):
+                elif active:
+                    for job in active:
                         fresh = await client.jobs.retrieve(job.id)
                         if generation != self._generation:
                             break
                         self._apply_jobs([fresh])
+                else:  # nothing runs: one cheap request tells whether the server is there
+                    newest = self.jobs.all()[:1]
+                    if newest:
+                        self._apply_jobs([await client.jobs.retrieve(newest[0].id)])
+                    else:
+                        self._apply_jobs(await client.jobs.list(), complete=True)
                 if generation == self._generation:
                     self.report_ok()
                     self._baseline = True
                 if not self.jobs.active():
-                    wait = FULL_LIST_EVERY
+                    wait = IDLE_INTERVAL
             except APIConnectionError as exc:
                 self._set_offline(str(exc))
             except APIError as exc:

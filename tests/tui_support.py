@@ -125,6 +125,17 @@ async def wait_for_screen(pilot: Any, cls: type, timeout: float = 15.0) -> Any:
     return pilot.app.screen
 
 
+async def wait_for_text(pilot: Any, *texts: str, timeout: float = 15.0) -> str:
+    """Wait until the screen shows every one of ``texts``; return the screen's text."""
+    await wait_for(
+        pilot,
+        lambda: all(t in screen_text(pilot.app) for t in texts),
+        timeout,
+        f"the screen to show {texts}",
+    )
+    return screen_text(pilot.app)
+
+
 def screen_text(app: Any) -> str:
     """The plain text the current screen shows (for assertions and failure messages)."""
     import io
@@ -162,3 +173,120 @@ async def wait_for_worker_idle(app: Any, group: str, timeout: float = 30.0) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"workers of group {group!r} still running after {timeout}s")
         await asyncio.sleep(0.02)
+
+
+# -- an app with no server: cached data only ------------------------------------------------------
+
+#: A URL where nothing listens (port 9, "discard"): every request fails with connection refused.
+DEAD_URL = "http://127.0.0.1:9/v1"
+OFFLINE_PROFILE = "offline"
+T0 = 1_700_000_000  # 2023-11-14 22:13:20 UTC: fixed times keep screens and snapshots stable
+
+
+def job_json(
+    i: int,
+    status: str = "succeeded",
+    *,
+    model: str = "ada",
+    suffix: str | None = None,
+    n_epochs: int = 2,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """A current-dialect job as the API sends it, with a fixed id and times."""
+    created = T0 + 60 * i
+    done = status in ("succeeded", "failed", "cancelled")
+    return {
+        "id": f"ftjob-{i:06d}",
+        "object": "fine_tuning.job",
+        "created_at": created,
+        "finished_at": created + 50 if done else None,
+        "status": status,
+        "model": model,
+        "fine_tuned_model": f"ft:{model}:personal:{suffix or ''}:{i:08d}"
+        if status == "succeeded"
+        else None,
+        "organization_id": "org-personal",
+        "hyperparameters": {"n_epochs": n_epochs, "batch_size": 8, "learning_rate_multiplier": 0.1},
+        "training_file": f"file-train{i:06d}",
+        "validation_file": None,
+        "result_files": [f"file-result{i:06d}"] if status == "succeeded" else [],
+        "trained_tokens": 1000 + i if done else None,
+        "error": {"message": error, "code": "training_failed", "param": None} if error else None,
+        "seed": 42,
+        "estimated_finish": None,
+        "user_provided_suffix": suffix,
+    }
+
+
+def event_json(job_index: int, j: int, total: int) -> dict[str, Any]:
+    """A metrics event of a current-dialect job (step ``j`` of ``total``)."""
+    loss = 2.0 * 0.97**j + 0.05 * ((j * 7919) % 11) / 11
+    return {
+        "object": "fine_tuning.job.event",
+        "id": f"ftevent-{job_index:06d}-{j:07d}",
+        "created_at": T0 + 60 * job_index + j,
+        "level": "info",
+        "message": f"Step {j}/{total}: training loss={loss:.2f}",
+        "type": "metrics",
+        "data": {"step": j, "train_loss": loss, "total_steps": total},
+    }
+
+
+def result_rows(n: int, *, validation: bool = True) -> list[dict[str, Any]]:
+    """Rows of a current-dialect results file with ``n`` steps."""
+    rows = []
+    for j in range(1, n + 1):
+        loss = 2.0 * 0.97**j + 0.05 * ((j * 7919) % 11) / 11
+        row: dict[str, Any] = {"step": j, "train_loss": loss, "train_accuracy": 1 - loss / 3}
+        if validation and j % 5 == 0:
+            row.update(valid_loss=loss * 1.1, valid_mean_token_accuracy=1 - loss / 2.5)
+        rows.append(row)
+    return rows
+
+
+def seed_cache(
+    cache_path: Path,
+    namespace: str,
+    jobs: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    events: Mapping[str, list[dict[str, Any]]] | None = None,
+    results: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> None:
+    """Write jobs, events and results rows into a cache file, as the client would have."""
+    from ftui.cache import Cache
+    from ftui.types import Job, JobEvent, ResultRow
+
+    with Cache(cache_path) as cache:
+        pc = cache.profile(namespace)
+        pc.put_jobs([Job.from_api(j) for j in jobs], complete=True)
+        for job_id, evs in (events or {}).items():
+            pc.record_events(job_id, 0, [JobEvent.from_api(e) for e in evs], "poll")
+        for job_id, rows in (results or {}).items():
+            pc.put_results(job_id, [ResultRow(r) for r in rows])
+
+
+def make_offline_app(
+    tmp_path: Path,
+    *,
+    jobs: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    events: Mapping[str, list[dict[str, Any]]] | None = None,
+    results: Mapping[str, list[dict[str, Any]]] | None = None,
+    keymap: Mapping[str, str] | None = None,
+    extra_profiles: Mapping[str, Mapping[str, str]] | None = None,
+) -> FtuiApp:
+    """An app whose profile ``offline`` points where no server listens, its cache seeded.
+
+    Everything it shows comes from the cache; requests fail at once (no retries), so the app
+    goes offline quickly and deterministically.
+    """
+    cache_path = tmp_path / "cache.sqlite3"
+    seed_cache(cache_path, f"{OFFLINE_PROFILE}@{DEAD_URL}", list(jobs), events, results)
+    app = make_app(
+        DEAD_URL,
+        tmp_path,
+        profile=OFFLINE_PROFILE,
+        keymap=keymap,
+        extra_profiles=extra_profiles,
+        cache_path=cache_path,
+    )
+    app.client_options = {"max_retries": 0}
+    return app

@@ -30,11 +30,11 @@ COLUMNS = (
     ("mark", " "),
     ("status", "Status"),
     ("id", "Job"),
+    ("progress", "Progress"),
+    ("eta", "ETA"),
     ("model", "Base model"),
     ("ft", "Fine-tuned model"),
     ("created", "Created"),
-    ("progress", "Progress"),
-    ("eta", "ETA"),
 )
 SORTS = (
     ("created", "newest first"),
@@ -140,6 +140,7 @@ class JobsScreen(FtuiScreen):
     def on_mount(self) -> None:
         self.ftui.jobs_changed.subscribe(self, self._jobs_changed)
         self.ftui.profile_changed.subscribe(self, lambda _p: self._reset_view())
+        self.watch(self.app, "online", lambda _online: self.rebuild(), init=False)
         self._set_since()
         self.rebuild()
         self.query_one(DataTable).focus()
@@ -180,11 +181,11 @@ class JobsScreen(FtuiScreen):
             "★" if job.id in self.marked else " ",
             status_text(job.status, job.state),
             job.id,
+            fmt_progress(job, self.ftui.progress.get(job.id)),
+            fmt_eta(job),
             job.model,
             job.fine_tuned_model or "",
             fmt_time(job.created_at),
-            fmt_progress(job, self.ftui.progress.get(job.id)),
-            fmt_eta(job),
         )
 
     def _jobs_changed(self, _: object = None) -> None:
@@ -203,7 +204,7 @@ class JobsScreen(FtuiScreen):
                     continue
                 for (key, _label), before, after in zip(COLUMNS, old or (), new, strict=False):
                     if before != after:
-                        table.update_cell(job_id, key, after)
+                        table.update_cell(job_id, key, after, update_width=True)
         else:
             current = self.selected_id()
             table.clear()

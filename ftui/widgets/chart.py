@@ -109,7 +109,7 @@ def render_chart(plot: _Plot, width: int, height: int, empty: str) -> Text:
         if ln.weight != "raw" or len(xs) < width:
             signal.lines()
         fig.draw(signal)
-    text = Text.from_ansi(fig.build().string(), no_wrap=True, end="")
+    text = Text.from_ansi(fig.build().string().rstrip("\n"), no_wrap=True, end="")
     text.append("\n")
     text.append_text(legend_text(lines, plot.xlabel, plot.note, width))
     return text

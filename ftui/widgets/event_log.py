@@ -49,6 +49,8 @@ class EventLog(Log):
         self._pending: list[str] = []
         self.total = 0
         self.unseen = 0
+        #: True while the view sticks to the newest line
+        self.following = True
         self.border_title = "Events"
 
     def on_mount(self) -> None:
@@ -71,16 +73,17 @@ class EventLog(Log):
             return
         batch, self._pending = self._pending, []
         self.total += len(batch)
-        at_end = self.is_vertical_scroll_end or not self.line_count
-        if not at_end:
+        if not self.following:
             self.unseen += len(batch)
         if self.max_lines and len(batch) > self.max_lines:
             batch = batch[-self.max_lines :]  # only the tail can be shown anyway
-        self.write_lines(batch)
+        self.write_lines(batch, scroll_end=False)
+        if self.following:
+            self.scroll_end(animate=False)
         self._update_subtitle()
 
     def _update_subtitle(self) -> None:
-        if self.unseen and not self.is_vertical_scroll_end:
+        if self.unseen and not self.following:
             self.border_subtitle = f"↓ {self.unseen} new (G: latest)"
         else:
             self.unseen = 0
@@ -88,12 +91,17 @@ class EventLog(Log):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        if self.unseen and self.is_vertical_scroll_end:
-            self.unseen = 0
+        # Scrolled up by the person: stay put and count; back at the bottom: follow again.
+        following = new >= self.max_scroll_y
+        if following != self.following:
+            self.following = following
+            if following:
+                self.unseen = 0
             self._update_subtitle()
 
     def action_tail(self) -> None:
         self.scroll_end(animate=False)
+        self.following = True
         self.unseen = 0
         self._update_subtitle()
 
