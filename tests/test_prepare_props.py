@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from ftui.prepare import PrepareError, _text, analyze, apply
 from ftui.records import check_record
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=120,
+    deadline=None,
+    database=None,  # nothing written into the work tree
+    suppress_health_check=[HealthCheck.too_slow],
+)
 EXTENSIONS = [".jsonl", ".json", ".csv", ".tsv", ".txt", ".xlsx", ""]
 
 

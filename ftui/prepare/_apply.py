@@ -269,7 +269,18 @@ def _apply_pc(
     facts = _Facts()
     # Each removed row takes away at most one distinct completion.
     at_least = state.n_distinct - (n0 - n)
-    _classify(fixes, completions, keep, written, "split" in chosen, at_least, state.any_spaced)
+    removed = sorted(set(gone) | set(emptied))
+    _classify(
+        fixes,
+        completions,
+        keep,
+        written,
+        "split" in chosen,
+        at_least,
+        state.any_spaced,
+        report.classes,
+        removed,
+    )
     specials = set(state.specials) | set(fixes.sep) | set(fixes.ending)
     specials = {ch for ch in specials if ch < " " or ch in '"\\' or "\ud800" <= ch <= "\udfff"}
 
@@ -301,6 +312,8 @@ def _classify(
     force: bool,
     at_least: int,
     spaced: bool,
+    classes: dict[str, int] | None,
+    removed: Sequence[int],
 ) -> None:
     """Task type by the final completions (how many distinct), and the class flags."""
     n = len(keep)
@@ -310,8 +323,15 @@ def _classify(
     if not force and at_least * 3 >= n and injective:
         written.task_type = CONDITIONAL
         return
-    kept = _take(completions, keep)
-    distinct = set(kept)
+    if classes is not None:  # counted by analyze: take away the rows removed since
+        counts = Counter(classes)
+        counts.subtract(completions[i] for i in removed)
+        counts = +counts
+        kept: Sequence[str] = ()
+        distinct: Any = counts.keys()
+    else:
+        kept = _take(completions, keep)
+        distinct = set(kept)
     if len(distinct) * 3 >= n and not force:
         merges = fixes.lower_c
         if fixes.space and not merges and not _text.none_start_with(distinct, " "):
@@ -326,7 +346,8 @@ def _classify(
         if len(hashes) * 3 >= n:
             written.task_type = CONDITIONAL
             return
-    counts = Counter(kept)
+    if classes is None:
+        counts = Counter(kept)
     del kept, distinct
     labels = list(counts)
     final: Counter[str] = Counter()

@@ -14,12 +14,13 @@ import contextlib
 import csv
 import io
 import json
-import math
+import operator
 import os
 import warnings
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -376,8 +377,10 @@ def _read_jsonl(path: str, f: Any) -> Table:
             body = data[:-1] if ends else data
             nlines = newlines if ends else newlines + 1
             recs = None
+            commas = memoryview(data.replace(b"\n", b","))
             with contextlib.suppress(ValueError):
-                recs = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
+                recs = json.loads(b"".join((b"[", commas[:-1] if ends else commas, b"]")))
+            del commas
             if recs is not None and len(recs) == nlines and set(map(type, recs)) == {dict}:
                 cols.add(recs)
                 locs.extend(range(line0, line0 + nlines))
@@ -607,25 +610,25 @@ def _read_delimited_fast(
         return None
     n = len(columns[0]) if columns else 0
     # Lines: 1 for the header, then one per record plus the newlines inside its fields.
-    extra = [0] * n
-    inner = 0
+    import numpy as np
+
+    extra = np.zeros(n, dtype=np.int64)
     for col in columns:
-        for i, value in enumerate(col):
-            if type(value) is str:  # noqa: E721
-                if "\n" in value:
-                    k = value.count("\n")
-                    extra[i] += k
-                    inner += k
-            elif isinstance(value, float) and math.isnan(value):
-                col[i] = None  # a short row
+        if set(map(type, col)) - {str}:  # short rows: pandas fills them with NaN
+            for i, value in enumerate(col):
+                if type(value) is not str:  # noqa: E721
+                    col[i] = None
+        text = [v if v is not None else "" for v in col] if None in col else col
+        with_newlines = list(compress(range(n), map(operator.contains, text, repeat("\n"))))
+        for i in with_newlines:
+            extra[i] += text[i].count("\n")
+    inner = int(extra.sum())
     if _count_lines(path) != 1 + n + inner:
         return None  # blank lines, CR line ends, a multi-line header: count them the slow way
     if inner:
-        locs = array("q", bytes(8 * n))
-        line = 2
-        for i in range(n):
-            locs[i] = line
-            line += 1 + extra[i]
+        starts = np.arange(2, n + 2, dtype=np.int64)
+        starts[1:] += np.cumsum(extra[:-1])
+        locs = array("q", starts.tobytes())
     else:
         locs = range(2, n + 2)
     data = {name: col for name, col in zip(names, columns, strict=True) if _kept(name)}
