@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Log, ProgressBar, 
 
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.file_path_input import PathInput
+from ftui.widgets.logprob_view import visible
 from ftui.widgets.prepare_report import PrepareReportView
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ def preview_lines(data: bytes, more: bool, n: int = PREVIEW_LINES) -> list[str]:
         lines[-1] += " …"  # the last line was cut by the byte limit
     out = []
     for line in lines[:n]:
+        line = visible(line)
         out.append(line if len(line) <= MAX_LINE else line[:MAX_LINE] + " …")
     return out
 

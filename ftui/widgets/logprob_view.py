@@ -34,6 +34,18 @@ BUCKETS: tuple[tuple[float, str, str], ...] = (
 )
 
 
+#: Control characters shown as visible symbols (one character each, so offsets still hold): a
+#: model's output must never reach the terminal as escape sequences or charset shifts.
+_CONTROLS = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
+_CONTROLS[0x7F] = 0x2421
+_CONTROLS.update({c: 0xFFFD for c in range(0x80, 0xA0)})
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters (but tab and newline) replaced by visible symbols."""
+    return text.translate(_CONTROLS)
+
+
 def bucket(logprob: float | None) -> str | None:
     """The probability bucket of a token (None when the server sent no logprob)."""
     if logprob is None or not isinstance(logprob, int | float) or math.isnan(logprob):
@@ -61,6 +73,7 @@ def percent(logprob: float | None) -> str:
 def show_token(text: str) -> str:
     """A token as it is quoted in the info line: whitespace made visible."""
     out = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    out = visible(out)
     return out.replace(" ", "␣") if out.strip() == "" or out.startswith(" ") else out
 
 
@@ -162,12 +175,15 @@ class LogprobView(Vertical, can_focus=True):
         self.border_title = title
         self._scroll = VerticalScroll(can_focus=False)
         self._text = _TokenText(self)
-        self._info = Static(self._legend(), classes="logprob-info", markup=False)
+        self._info = Static("", classes="logprob-info", markup=False)
 
     def compose(self) -> ComposeResult:
         with self._scroll:
             yield self._text
         yield self._info
+
+    def on_mount(self) -> None:
+        self._info.update(self._legend())
 
     # -- the data ----------------------------------------------------------------------------
     def clear(self, title: str | None = None, *, echo_chars: int = 0) -> None:
@@ -281,7 +297,7 @@ class LogprobView(Vertical, can_focus=True):
                 out.append(f"── choice {index + 1} ──\n", self._style("logprob--header"))
             pieces = self._pieces(ch)
             for start, end, tok in pieces:
-                chunk = ch.text[start:end]
+                chunk = visible(ch.text[start:end])
                 style = None
                 if tok is not None:
                     b = bucket(tok.logprob)
@@ -321,13 +337,18 @@ class LogprobView(Vertical, can_focus=True):
             out.append((pos, len(ch.text), None))
         return out
 
-    def _legend(self) -> str:
-        return (
-            "colour = probability: ≥80% · 50–80% · 20–50% underlined · <20% bold underlined\n"
-            "←/→ pick a token to see its probability and the top alternatives"
-        )
+    def _legend(self) -> Text:
+        """The key to the colours, written in the styles themselves (and in words)."""
+        out = Text("p: ")
+        for i, (_, name, words) in enumerate(BUCKETS):
+            if i:
+                out.append(" ")
+            label = {"low": f"{words} underlined", "vlow": f"{words} bold"}.get(name, words)
+            out.append(label, self._style(f"logprob--{name}"))
+        out.append("\n←/→ on a token: its probability and top alternatives")
+        return out
 
-    def _info_text(self, tok: TokenInfo | None) -> str:
+    def _info_text(self, tok: TokenInfo | None) -> str | Text:
         if tok is None:
             return self._legend()
         toks = self.tokens

@@ -15,6 +15,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.widgets import Checkbox, Input, Label, Static
 
 
@@ -105,6 +106,28 @@ def parse_stop(text: str) -> list[str] | None:
     return out
 
 
+def parse_bias(text: str) -> dict[str, float] | None:
+    """``token id: bias`` pairs, comma-separated (``50256: -100, 13: 5``); biases −100…100."""
+    if not text.strip():
+        return None
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        token, sep, amount = part.partition(":")
+        if not sep:
+            raise ValueError(f"{part.strip()!r} is not token:bias")
+        try:
+            tid = int(token.strip())
+            bias = float(amount.strip())
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not token:bias (numbers)") from None
+        if tid < 0:
+            raise ValueError("token ids are not negative")
+        if math.isnan(bias) or not -100 <= bias <= 100:
+            raise ValueError("biases are between -100 and 100")
+        out[str(tid)] = bias
+    return out
+
+
 def format_stop(stops: Any) -> str:
     if not stops:
         return ""
@@ -142,8 +165,18 @@ FIELDS: tuple[Field, ...] = (
     Field("frequency_penalty", "frequency", "0", _float(-2, 2), "frequency penalty (−2…2)"),
     Field("logprobs", "logprobs", "5", _int(0, 5), "top alternatives per token (0–5; empty: off)"),
     Field("seed", "seed", "", _int(-(1 << 63), (1 << 64) - 1), "empty: random"),
+    Field("logit_bias", "logit bias", "", parse_bias, "token:bias, … (−100…100; −100 bans)"),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS) + ("echo",)
+
+
+class TextCheckbox(Checkbox):
+    """A checkbox that says ``[x]`` or ``[ ]``: its state is readable without colour."""
+
+    @property
+    def _button(self) -> Content:
+        style = self.get_visual_style("toggle--button")
+        return Content.assemble(("[x]" if self.value else "[ ]", style))
 
 
 class ParamPanel(VerticalScroll):
@@ -160,7 +193,7 @@ class ParamPanel(VerticalScroll):
     }
     ParamPanel:focus-within { border: round $accent; }
     ParamPanel > Horizontal { height: 1; width: 1fr; }
-    ParamPanel > Horizontal > Label { width: 12; padding: 0 0 0 1; color: $text-muted; }
+    ParamPanel > Horizontal > Label { width: 13; padding: 0 0 0 1; color: $text-muted; }
     ParamPanel > Horizontal > Input { width: 1fr; }
     ParamPanel > Horizontal > .param-mark { width: 2; }
     ParamPanel > Checkbox { margin: 0 0 0 1; }
@@ -186,7 +219,7 @@ class ParamPanel(VerticalScroll):
                     select_on_focus=False,
                 )
                 yield Static(" ", classes="param-mark", id=f"mark-{f.name}")
-        yield Checkbox("echo prompt", id="param-echo", compact=True)
+        yield TextCheckbox("echo prompt", id="param-echo", compact=True)
         yield Static("", classes="param-error", id="param-error")
         yield Static("", classes="param-help", id="param-help")
 
@@ -225,6 +258,8 @@ class ParamPanel(VerticalScroll):
                 value = values[f.name]
                 if f.name == "stop" and not isinstance(value, str):
                     text = format_stop(value)
+                elif f.name == "logit_bias" and isinstance(value, Mapping):
+                    text = ", ".join(f"{k}:{v:g}" for k, v in value.items())
                 else:
                     text = "" if value is None else str(value)
                 self._input(f.name).value = text

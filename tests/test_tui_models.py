@@ -1,0 +1,118 @@
+"""Pilot tests of the models screen against the real server: fine-tuned and base models, the job
+that produced each, delete after typing the name, open in the console.
+
+``trained_model(server)`` trains one tiny model per test server (seconds) and is shared with the
+console tests; it trains again only if the model was deleted meanwhile.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from ftui.screens.confirm import ConfirmScreen
+from ftui.screens.console import ConsoleScreen
+from ftui.screens.models import ModelsScreen
+from tests.apihelpers import TRAIN_FAST, follow, upload
+from tests.conftest import write_training_file
+from tests.tui_support import make_app, screen_text, wait_for, wait_for_screen
+
+_TRAINED: dict[str, tuple[str, str]] = {}
+
+
+def trained_model(server) -> tuple[str, str]:
+    """(fine-tuned model, job id) of a tiny model trained on the sentiment set."""
+    with httpx.Client(base_url=server.base_url, timeout=60) as c:
+        known = _TRAINED.get(server.base_url)
+        if known and c.get(f"/models/{quote(known[0], safe='')}").status_code == 200:
+            return known
+        with tempfile.TemporaryDirectory() as tmp:
+            f = upload(c, write_training_file(Path(tmp) / "train.jsonl", 40))
+        job = c.post(
+            "/fine-tunes", json={"training_file": f["id"], "model": "tiny", **TRAIN_FAST}
+        ).json()
+        follow(c, job["id"])
+        done = c.get(f"/fine-tunes/{job['id']}").json()
+        assert done["status"] == "succeeded", done
+        _TRAINED[server.base_url] = (done["fine_tuned_model"], job["id"])
+        return _TRAINED[server.base_url]
+
+
+def server_models(server) -> set[str]:
+    with httpx.Client(base_url=server.base_url) as c:
+        return {m["id"] for m in c.get("/models").json()["data"]}
+
+
+async def open_models(pilot) -> ModelsScreen:
+    await pilot.press("3")
+    screen = await wait_for_screen(pilot, ModelsScreen)
+    await wait_for(pilot, lambda: screen.loaded_from == "server", message="models from server")
+    return screen
+
+
+def cell(screen: ModelsScreen, model_id: str, column: str) -> str:
+    value = screen.table.get_cell(model_id, column)
+    return getattr(value, "plain", str(value))
+
+
+async def test_models_list_job_console_and_delete_by_typing_the_name(server, tmp_path):
+    model, job_id = trained_model(server)
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_models(pilot)
+        ids = [m.id for m in screen.models]
+        assert model in ids and "tiny" in ids
+        assert ids.index(model) < ids.index("tiny")  # fine-tuned models first
+        assert cell(screen, model, "kind") == "★ fine-tuned"
+        assert cell(screen, "tiny", "kind") == "base"
+        # the job column links the model to the job that produced it (from the job list)
+        await wait_for(pilot, lambda: cell(screen, model, "job") == job_id, message="job column")
+        assert cell(screen, model, "base") == "tiny"
+        assert cell(screen, "tiny", "job") == "—"
+
+        # a base model cannot be deleted: the key is disabled
+        screen.table.move_cursor(row=ids.index("tiny"))
+        await pilot.press("d")
+        assert not isinstance(app.screen, ConfirmScreen)
+
+        # enter opens the console with the model; v opens it side by side with its base
+        screen.table.move_cursor(row=ids.index(model))
+        await pilot.press("v")
+        console = await wait_for_screen(pilot, ConsoleScreen)
+        assert console.model_of("a") == model and console.model_of("b") == "tiny"
+        assert console.side_by_side
+        await pilot.press("escape")
+        await wait_for_screen(pilot, ModelsScreen)
+
+        # delete: the confirm button stays disabled until the exact name is typed
+        await pilot.press("d")
+        confirm = await wait_for_screen(pilot, ConfirmScreen)
+        await pilot.press(*model[:-1])
+        await pilot.press("enter")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert confirm.query_one("#confirm-yes").disabled
+        await pilot.press(model[-1], "enter")
+        await wait_for(pilot, lambda: model not in [m.id for m in screen.models])
+        assert model not in server_models(server)
+        assert model not in [m.id for m in app.cache.list_models()]
+        assert model not in screen_text(app)
+
+
+async def test_models_from_cache_when_offline(server_factory, tmp_path):
+    srv = server_factory()
+    app = make_app(srv, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_models(pilot)
+    srv.kill()
+    app = make_app(srv, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        screen = await wait_for_screen(pilot, ModelsScreen)
+        await wait_for(pilot, lambda: app.online is False, message="offline")
+        await wait_for(pilot, lambda: "STALE" in screen_text(app))
+        assert screen.loaded_from == "cache"
+        assert "tiny" in [m.id for m in screen.models]
+        assert "(cached)" in screen_text(app)
