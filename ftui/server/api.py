@@ -361,6 +361,7 @@ class Server:
     async def delete_model(self, request: Request) -> Response:
         model_id = request.path_params["model"]
         if self.store.delete_model(model_id):
+            self.completions.forget_deleted()  # free its memory now, not at the next request
             return JSONResponse({"id": model_id, "object": "model", "deleted": True})
         if self._is_base_name(model_id):
             raise APIError(
@@ -479,6 +480,7 @@ def create_app(config: ServerConfig) -> Starlette:
             yield
         finally:
             await server.runner.stop()
+            server.completions.shutdown()
             server.store.close()
 
     app = Starlette(

@@ -402,7 +402,8 @@ class Runner:
                 kind="checkpoint",
             )
         )
-        self.emit(job, f"Checkpoint created at step {step}", data={"step": step})
+        if job.dialect == "current":  # the legacy service had no checkpoints to announce
+            self.emit(job, f"Checkpoint created at step {step}", data={"step": step})
         for old in self.store.checkpoints(job.id)[:-KEEP_CHECKPOINTS]:
             self.store.delete_checkpoint(old)
 
