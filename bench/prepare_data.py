@@ -23,6 +23,7 @@ Prints wall time, CPU time (user+sys) and peak RSS per run, and the ratios legac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -128,32 +129,47 @@ def legacy_python(venv: Path, install: bool) -> Path | None:
     return python
 
 
+TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
 def measure(cmd: list[str], cwd: Path, env: dict, timeout: float) -> dict:
-    """Run once; wall time, the child's own CPU time and peak RSS (from wait4)."""
-    out = open(cwd / "stdout.txt", "wb")  # noqa: SIM115 - closed below
-    err = open(cwd / "stderr.txt", "wb")  # noqa: SIM115
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-    deadline = start + timeout
+    """Run once: wall time, CPU time (user+sys) and peak RSS of the command alone.
+
+    /usr/bin/time measures it when available (as in the reference method): a child forked from
+    this process would otherwise report this process's own RSS as its peak when that is larger,
+    because Linux carries the peak across exec.
+    """
+    stats = cwd / "time.txt"
+    if TIME:
+        cmd = [TIME, "-f", "%U %S %M", "-o", str(stats), *cmd]
+    with open(cwd / "stdout.txt", "wb") as out, open(cwd / "stderr.txt", "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+        )
+        try:
+            _, status, usage = os.wait4(proc.pid, 0) if timeout <= 0 else _wait(proc, timeout)
+        finally:
+            wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu, rss_mb = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    if TIME and stats.exists():
+        fields = stats.read_text().split()[-3:]
+        with contextlib.suppress(ValueError, IndexError):
+            cpu, rss_mb = float(fields[0]) + float(fields[1]), int(fields[2]) / 1024
+    return {"rc": proc.returncode, "wall": wall, "cpu": cpu, "rss_mb": rss_mb}
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> tuple:
+    deadline = time.perf_counter() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
-            break
+            return pid, status, usage
         if time.perf_counter() > deadline:
             proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            break
+            return os.wait4(proc.pid, 0)
         time.sleep(0.02)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out.close()
-    err.close()
-    return {
-        "rc": proc.returncode,
-        "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
-    }
 
 
 def outputs(run_dir: Path) -> dict[str, str]:

@@ -849,7 +849,7 @@ def _analyze_chat(table: Table, tok: _tokens.Tokenization) -> Report:
                 "invalid_examples",
                 NECESSARY,
                 f"{_plural(len(positions), 'example')} {'is' if len(positions) == 1 else 'are'}"
-                " not valid chat examples:" + "".join(lines),
+                " not valid for chat fine-tuning:" + "".join(lines),
                 f"Remove {_plural(len(positions), 'invalid example')}",
                 rows=rows,
                 details={"problems": {p: len(ps) for p, ps in bad.items()}},
