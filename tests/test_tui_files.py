@@ -57,7 +57,7 @@ async def test_upload_runs_checks_then_fix_and_upload_with_progress(server, tmp_
         for _ in range(row):
             await pilot.press("down")
         text = screen_text(app)
-        assert "[x] fix" in text and "○ optional" in text and "lines: 31" in text
+        assert "[x] fix accepted" in text and "○ optional" in text and "lines: 31" in text
 
         progress: list[tuple[float, float | None]] = []
         bar = dialog.query_one("#upload-progress")

@@ -128,6 +128,34 @@ def preview_lines(data: bytes, more: bool, n: int = PREVIEW_LINES) -> list[str]:
     return out
 
 
+async def upload_paths(
+    app: Any,
+    paths: list[Path],
+    purpose: str,
+    bar: ProgressBar,
+    status: Static,
+    out: list[FileObject] | None = None,
+) -> list[FileObject]:
+    """Upload ``paths`` in turn with the app's client, showing progress on ``bar``/``status``.
+
+    Each uploaded file is appended to ``out`` as soon as it is up (so a failure half-way keeps
+    the ones that made it). Raises the client's errors (OSError for a file it cannot read).
+    """
+    client = await app.api()
+    out = [] if out is None else out
+    for i, path in enumerate(paths):
+        which = f" ({i + 1}/{len(paths)})" if len(paths) > 1 else ""
+        status.update(f"Uploading {path.name}{which}…")
+        bar.update(total=None, progress=0)
+
+        def progress(sent: int, total: int) -> None:
+            bar.update(total=total, progress=sent)
+
+        out.append(await client.files.create(path, purpose, on_progress=progress))
+    app.report_ok()
+    return out
+
+
 # --------------------------------------------------------------------------- preview
 
 
@@ -421,21 +449,7 @@ class UploadScreen(ModalScreen["list[FileObject] | None"]):
                 paths = [p for p in (written.train, written.valid) if p] or list(written)
         bar.display = True
         try:
-            client = await app.api()
-            for i, path in enumerate(paths):
-                label = (
-                    f"Uploading {path.name} ({i + 1}/{len(paths)})"
-                    if len(paths) > 1
-                    else (f"Uploading {path.name}")
-                )
-                status.update(label + "…")
-                bar.update(total=None, progress=0)
-
-                def progress(sent: int, total: int) -> None:
-                    bar.update(total=total, progress=sent)
-
-                f = await client.files.create(path, self.purpose, on_progress=progress)
-                self.uploaded.append(f)
+            await upload_paths(app, paths, self.purpose, bar, status, self.uploaded)
         except (APIError, OSError) as exc:
             app.report_error(exc, "Uploading")
             status.update(f"✖ upload failed: {exc}")

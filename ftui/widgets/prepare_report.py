@@ -71,7 +71,7 @@ class PrepareReportView(Vertical):
     DEFAULT_CSS = """
     PrepareReportView { height: 1fr; }
     PrepareReportView > .prep-summary { height: auto; padding: 0 1; }
-    PrepareReportView > DataTable { height: 1fr; min-height: 4; }
+    PrepareReportView > DataTable { height: 1fr; min-height: 4; overflow-x: hidden; }
     PrepareReportView > VerticalScroll { height: 5; border-top: solid $panel-lighten-2; }
     PrepareReportView > VerticalScroll > Static { padding: 0 1; }
     """
@@ -162,12 +162,15 @@ class PrepareReportView(Vertical):
             return
         f = self.report.findings[row]
         glyph, word, _ = KIND_STYLE.get(f.kind, ("?", f.kind, ""))
-        lines = [f"{glyph} {word} · {f.id}", f.message]
+        head = f"{glyph} {word} · {f.id}"
+        if f.kind == "optional":
+            head += " · [x] fix accepted" if f.id in self.accepted else " · [ ] fix skipped"
+        elif f.kind == "necessary":
+            head += " · always fixed"
+        lines = [head]
         if f.action:
-            state = ""
-            if f.kind == "optional":
-                state = " (accepted)" if f.id in self.accepted else " (skipped)"
-            lines.append(f"fix: {f.action}{state}")
+            lines.append(f"fix: {f.action}")
+        lines.append(f.message)
         if f.rows:
             shown = ", ".join(str(r) for r in f.rows[:20])
             more = f" … and {len(f.rows) - 20} more" if len(f.rows) > 20 else ""
