@@ -29,8 +29,8 @@ def keys_table(screen: Screen) -> Table:
         binding = active.binding
         if not binding.description:
             continue
-        if not binding.id and active.node is not app and active.node is not screen:
-            continue  # a widget's built-in keys (arrows, page up…): known, and they crowd the list
+        if not binding.id:
+            continue  # Textual's built-in keys (arrows, tab, page up…): known, and they crowd
         group = "Everywhere" if active.node is app else "This screen"
         ident = (id(active.node), binding.action)
         label = _key_label(app, key, binding)

@@ -151,6 +151,7 @@ class JobDetailScreen(FtuiScreen):
         grid.add_row("Progress", Text(self._progress_text(job)))
         grid.add_row("Checkpoints", Text(self._checkpoints_text()))
         info.update(grid)
+        self.refresh_bindings()
         banner = self.query_one("#detail-error", Static)
         reason = self._failure_reason()
         banner.set_class(reason is None, "-hidden")
@@ -328,13 +329,14 @@ class JobDetailScreen(FtuiScreen):
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Keys that cannot apply to this job are hidden from the footer, not just greyed.
         job = self.job
         if action == "cancel_job":
-            return True if job is not None and not job.is_terminal else None
+            return job is not None and not job.is_terminal
         if action == "pause_resume":
-            return True if job is not None and job.state in ("running", "paused") else None
+            return job is not None and job.state in ("running", "paused")
         if action in ("copy_model", "try_model"):
-            return True if job is not None and job.fine_tuned_model else None
+            return job is not None and bool(job.fine_tuned_model)
         return True
 
     def action_results(self) -> None:

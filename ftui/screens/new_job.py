@@ -29,7 +29,6 @@ from textual.widgets import (
     Input,
     Label,
     ProgressBar,
-    Select,
     Static,
 )
 
@@ -128,7 +127,7 @@ def suffix_check(suffix: str, legacy: bool) -> tuple[bool, str]:
 
     limit = LEGACY_SUFFIX_MAX if legacy else CURRENT_SUFFIX_MAX
     if not suffix:
-        return True, f"optional: up to {limit} characters, part of the model's name"
+        return True, f"optional, ≤{limit} characters, goes into the model's name"
     if len(suffix) > limit:
         return False, f"✖ {len(suffix)}/{limit} characters: too long"
     if legacy:
@@ -293,7 +292,8 @@ class NewJobScreen(FtuiScreen):
                 )
                 yield from field(
                     "Base model",
-                    Select([], id="nj-model", prompt="loading models…", compact=True),
+                    text("nj-model", "a model id: ada, babbage-002, an HF id… (→ completes)"),
+                    "nj-pick-model",
                 )
                 yield from field("Suffix", text("nj-suffix", "none", max_length=80))
                 yield Static("", id="nj-suffix-check")
@@ -354,18 +354,18 @@ class NewJobScreen(FtuiScreen):
         self.query_one("#nj-positive", Input).value = " positive"
 
     def _set_models(self, ids: list[str]) -> None:
-        select = self.query_one("#nj-model", Select)
-        current = select.value if select.value is not Select.BLANK else None
+        """Known models: completed as you type, offered by Pick…; a default if none is set."""
+        from textual.suggester import SuggestFromList
+
+        box = self.query_one("#nj-model", Input)
         self.models = sorted(set(ids), key=lambda m: (":" in m, m))
-        select.set_options((m, m) for m in self.models)
-        select.prompt = "pick a base model" if self.models else "no models known yet"
-        choice = current if current in self.models else None
-        if choice is None:
+        box.suggester = SuggestFromList(self.models, case_sensitive=True)
+        if not box.value:
             choice = next((m for m in PREFERRED_MODELS if m in self.models), None)
-        if choice is None and self.models:
-            choice = self.models[0]
-        if choice is not None:
-            select.value = choice
+            if choice is None and self.models:
+                choice = self.models[0]
+            if choice is not None:
+                box.value = choice
 
     @work(name="options", group="options", exit_on_error=False)
     async def _load_options(self) -> None:
@@ -383,11 +383,10 @@ class NewJobScreen(FtuiScreen):
         def text(fid: str) -> str:
             return self.query_one(f"#{fid}", Input).value
 
-        model = self.query_one("#nj-model", Select).value
         return {
             "training_file": text("nj-training"),
             "validation_file": text("nj-validation"),
-            "model": "" if model is Select.BLANK else str(model),
+            "model": text("nj-model"),
             "suffix": text("nj-suffix"),
             "n_epochs": text("nj-epochs"),
             "batch_size": text("nj-batch"),
@@ -426,7 +425,6 @@ class NewJobScreen(FtuiScreen):
         check.set_class(not ok, "-error")
 
     @on(Input.Changed)
-    @on(Select.Changed)
     def _changed(self) -> None:
         self.update_preview()
 
@@ -449,23 +447,30 @@ class NewJobScreen(FtuiScreen):
 
     @on(Button.Pressed, ".nj-pick")
     def _pick(self, event: Button.Pressed) -> None:
-        target = "nj-training" if event.button.id == "nj-pick-training" else "nj-validation"
-        self._pick_file(target)
+        target = str(event.button.id).replace("nj-pick-", "nj-")
+        self._pick_value(target)
 
     @work(name="pick", group="pick", exit_on_error=False)
-    async def _pick_file(self, target: str) -> None:
+    async def _pick_value(self, target: str) -> None:
         from ftui.screens.confirm import PickScreen
 
-        files = await asyncio.to_thread(self.ftui.cache.list_files)
-        options = [
-            (f.id, f"{f.id}  {f.filename}  {f.bytes or 0:,} bytes")
-            for f in files
-            if f.purpose in ("fine-tune", "")
-        ]
+        if target == "nj-model":
+            title = "Pick a base model (or a fine-tuned one to continue training)"
+            options = [(m, m) for m in self.models]
+            empty = "No models known yet (offline?); type a model id instead"
+        else:
+            title = "Pick an uploaded file"
+            files = await asyncio.to_thread(self.ftui.cache.list_files)
+            options = [
+                (f.id, f"{f.id}  {f.filename}  {f.bytes or 0:,} bytes")
+                for f in files
+                if f.purpose in ("fine-tune", "")
+            ]
+            empty = "No uploaded files known; type a local path instead"
         if not options:
-            self.notify("No uploaded files known; type a local path instead")
+            self.notify(empty)
             return
-        chosen = await self.app.push_screen_wait(PickScreen("Pick an uploaded file", options))
+        chosen = await self.app.push_screen_wait(PickScreen(title, options))
         if chosen:
             self.query_one(f"#{target}", Input).value = chosen
 

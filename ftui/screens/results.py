@@ -167,7 +167,7 @@ class ResultsScreen(FtuiScreen):
                 metrics = list(CHARTS[self.chart][1])
             for metric in metrics:
                 label = METRICS[metric][0] if metric in METRICS else metric.split("/", 1)[-1]
-                name = f"{job_id[-8:]} {label}" if many else label
+                name = f"{short_id(job_id)} {label}" if many else label
                 s = series(rows, metric, by=by, n_epochs=n_epochs, name=name)
                 if s is None:
                     continue
@@ -191,6 +191,7 @@ class ResultsScreen(FtuiScreen):
             tabs.append(" ")
         self.query_one("#results-tabs", Static).update(tabs)
         lines, note = self.lines()
+        many_jobs = len(self.job_ids) > 1
         smooth = f"smoothing {self.smoothing:g}" if self.smoothing else "no smoothing"
         if self.smoothing:
             smooth += " (faint: raw, bold: smoothed)"
@@ -202,18 +203,18 @@ class ResultsScreen(FtuiScreen):
             log_y=self.log_y,
             note=note,
         )
-        status = Text()
+        status = Text(no_wrap=True, overflow="ellipsis")
+        scale = "log" if self.log_y else "linear"
+        status.append(f"{smooth} · x by {self.by} · {scale} y\n", style="dim")
         for job_id in self.job_ids:
             rows = self.rows.get(job_id)
+            name = short_id(job_id) if many_jobs else job_id
             if rows is None:
-                status.append(f"{job_id}: loading…  ")
+                status.append(f"{name}: loading…  ")
             elif not rows:
-                status.append(f"{job_id}: no results yet ({self.source.get(job_id, '')})  ")
+                status.append(f"{name}: no results yet ({self.source.get(job_id, '')})  ")
             else:
-                status.append(f"{job_id}: {len(rows)} rows from {self.source[job_id]}  ")
-        status.append(
-            f"\n{smooth} · x by {self.by} · {'log' if self.log_y else 'linear'} y", style="dim"
-        )
+                status.append(f"{name}: {len(rows)} rows, {self.source[job_id]}  ")
         self.query_one("#results-status", Static).update(status)
         if self.show_table:
             self._fill_table()
@@ -352,6 +353,11 @@ class ResultsScreen(FtuiScreen):
                 self.ftui.report_error(exc, "Downloading the results file")
             await asyncio.to_thread(write_rows_csv, rows, path)
             return f"{len(rows)} rows ({self.source.get(job_id)})"
+
+
+def short_id(job_id: str) -> str:
+    """The end of a job id, enough to tell pinned jobs apart in a legend."""
+    return job_id[-6:]
 
 
 def write_rows_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
