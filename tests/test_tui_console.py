@@ -209,6 +209,21 @@ async def test_stop_and_history(server, tmp_path, data_home):
         assert screen.prompt.text == "first prompt"
 
 
+async def test_console_with_the_server_unreachable(tmp_path):
+    app = make_app("http://127.0.0.1:9/v1", tmp_path)  # nothing listens on port 9
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_console(model="tiny")
+        screen = await wait_for_screen(pilot, ConsoleScreen)
+        await wait_for(pilot, lambda: app.online is False, message="offline")
+        screen.prompt.text = "hello"
+        set_params(screen, max_tokens=1)
+        await pilot.press("ctrl+j")
+        view = await finished(pilot, screen)
+        assert view.border_subtitle.startswith("✖") and not view.tokens
+        await wait_for(pilot, lambda: "STALE" in screen_text(app))
+        assert screen.model_of("a") == "tiny"  # the screen is intact and usable
+
+
 # ---------------------------------------------------------------- units
 
 

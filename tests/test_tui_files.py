@@ -94,10 +94,12 @@ async def test_upload_as_is_skips_fixes_and_unreadable_file_reports(server, tmp_
     bad = tmp_path / "broken.jsonl"
     bad.write_text('{"prompt": "a", "completion": "b"}\n{not json\n')
 
-    app = make_app(server, tmp_path)
+    app = make_app(server, tmp_path, keymap={"files.upload": "U"})
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_files(pilot)
-        await pilot.press("u")
+        await pilot.press("u")  # remapped away: nothing opens
+        assert isinstance(app.screen, FilesScreen)
+        await pilot.press("U")
         dialog = await wait_for_screen(pilot, UploadScreen)
         # a missing path: a message, the dialog stays on the path
         await type_path(pilot, str(tmp_path / "nope.jsonl"))

@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Label, Log, ProgressBar, Static
+from textual.worker import Worker, WorkerState
 
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.file_path_input import PathInput
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from ftui.prepare import Report
     from ftui.types import FileObject
 
+#: at most this many rows in the table (a DataTable of thousands of rows is slow to lay out)
+PAGE = 1000
 PREVIEW_BYTES = 64 * 1024
 PREVIEW_LINES = 200
 MAX_LINE = 1000
@@ -219,6 +222,11 @@ class PreviewScreen(ModalScreen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.app.report_error(event.worker.error, f"Previewing {self.file.id}")  # type: ignore[attr-defined]
+            self.query_one("#preview-foot", Static).update("✖ could not load the file")
+
 
 # --------------------------------------------------------------------------- upload
 
@@ -344,23 +352,22 @@ class UploadScreen(ModalScreen["list[FileObject] | None"]):
 
         if not path.is_file():
             why = "no such file" if not path.exists() else "not a regular file"
-            self.app.call_from_thread(self._check_failed, path, f"{path}: {why}")
+            self.app.call_from_thread(self._check_failed, path, f"{path}: {why}", False)
             return
         try:
             report = analyze(str(path))
         except PrepareError as exc:
-            self.app.call_from_thread(self._check_failed, path, exc)
+            self.app.call_from_thread(self._check_failed, path, exc, True)
             return
         except Exception as exc:  # noqa: BLE001 - a check that breaks must not stop an upload
             self.app.call_from_thread(
-                self._check_failed, path, f"the checks failed: {type(exc).__name__}: {exc}"
+                self._check_failed, path, f"the checks failed: {type(exc).__name__}: {exc}", True
             )
             return
         self.app.call_from_thread(self._checked, path, report)
 
-    def _check_failed(self, path: Path, error: Any) -> None:
+    def _check_failed(self, path: Path, error: Any, exists: bool) -> None:
         view = self.query_one("#upload-report", PrepareReportView)
-        exists = path.is_file()
         self.checked_path = path if exists else None
         self.report = None
         view.show_error(error)
@@ -466,6 +473,14 @@ class UploadScreen(ModalScreen["list[FileObject] | None"]):
             worker.cancel()
         self.dismiss(list(self.uploaded) or None)
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            what = "Checking the file" if event.worker.group == "upload-check" else "Uploading"
+            self.app.report_error(event.worker.error, what)  # type: ignore[attr-defined]
+            self.stage = "report" if self.checked_path is not None else "path"
+            self.query_one("#upload-status", Static).update(f"✖ {what} failed")
+            self._keys()
+
 
 # --------------------------------------------------------------------------- the screen
 
@@ -554,9 +569,9 @@ class FilesScreen(FtuiScreen):
         self.files = list(files)
         self.loaded_from = source
         table.clear()
-        for f in self.files:
+        for f in self.files[:PAGE]:
             table.add_row(*file_row(f), key=f.id)
-        ids = [f.id for f in self.files]
+        ids = [f.id for f in self.files[:PAGE]]
         if current in ids:
             table.move_cursor(row=ids.index(current), animate=False)
         self._hint()
@@ -571,6 +586,8 @@ class FilesScreen(FtuiScreen):
         else:
             where = " (cached)" if self.loaded_from == "cache" else ""
             text = f"{n} file{'s' if n != 1 else ''}{where}"
+            if n > PAGE:
+                text += f"; showing the newest {PAGE}"
         self.query_one("#files-hint", Static).update(text)
 
     def selected_id(self) -> str | None:
