@@ -342,8 +342,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
     # -- empty completions
     invalid_set = set(invalid)
     empty = []
-    distinct = set(completions)
-    if "" in distinct:
+    if "" in completions:
         empty = [i for i, c in enumerate(completions) if not c and i not in invalid_set]
     if empty:
         rows = _pick(locs, empty)
@@ -358,7 +357,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
             )
         )
     blank = []
-    if True in map(str.isspace, distinct):
+    if True in map(str.isspace, completions):
         blank = [i for i, c in enumerate(completions) if c.isspace()]
     if blank:
         rows = _pick(locs, blank)
@@ -371,7 +370,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
                 rows=rows,
             )
         )
-    if table.blank_is_missing and not NA_STRINGS.isdisjoint(distinct):
+    if table.blank_is_missing and not NA_STRINGS.isdisjoint(completions):
         na = [i for i, c in enumerate(completions) if c in NA_STRINGS]
         if na:
             rows = _pick(locs, na)
@@ -402,18 +401,20 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
         )
         return _report(table, PROMPT_COMPLETION, findings)
 
-    if invalid:
-        distinct = set(completions)
-    else:
-        distinct.discard("")
+    # Distinct completions, counted by hash: a collision can only lower the count, so when the
+    # count reaches n/3 this is not classification; below that they are counted exactly.
+    import numpy as np
+
+    completion_hashes = np.fromiter(map(hash, completions), dtype=np.int64, count=n)
+    n_distinct = _text.count_distinct(completion_hashes)
     # A few labels: one string object per class, and the checks below look at each label once.
     labels: set[str] | None = None
-    if len(distinct) * 3 < n:
-        completions = _text.share(completions, distinct)
-        labels = distinct
-    state = PCState(prompts, completions, locs, n_distinct=len(distinct))
-    task = infer_task_type(prompts, completions, len(distinct))
-    del distinct
+    if n_distinct * 3 < n:
+        labels = set(completions)
+        n_distinct = len(labels)
+        completions = _text.share(completions, labels)
+    state = PCState(prompts, completions, locs, n_distinct=n_distinct)
+    task = infer_task_type(prompts, completions, n_distinct)
     each_completion = labels if labels is not None else completions
     classes = None
     if task == CLASSIFICATION:
@@ -433,7 +434,8 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
         findings.append(_class_balance(classes, n))
 
     # -- duplicates
-    dups = _text.duplicate_positions(prompts, completions)
+    dups = _text.duplicate_positions(prompts, completions, completion_hashes)
+    del completion_hashes
     if dups:
         rows = _pick(locs, dups)
         state.drops["duplicates"] = dups
@@ -486,7 +488,8 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
     # -- case
     profiles = {
         "prompt": _text.profile(prompts, "".join(SEPARATORS) + "\n"),
-        "completion": _text.profile(completions, "".join(ENDINGS), labels=labels),
+        # the characters of the likely endings only: each one never seen costs a scan
+        "completion": _text.profile(completions, "".join(ENDINGS[:4]), labels=labels),
     }
     state.specials = profiles["prompt"].specials | profiles["completion"].specials
     for name, prof in profiles.items():
@@ -507,6 +510,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
             )
 
     # -- prompt separator
+    prefix = _text.common_prefix(prompts)
     if task != OPEN_ENDED:
         newline = "\n" in profiles["prompt"].present
         separator = _text.first_absent(
@@ -514,7 +518,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
         )
         separator = separator or FALLBACK_SEPARATOR
         suffix = _text.common_suffix(prompts) if n > 1 else ""
-        if n > 1 and _text.all_equal(prompts):
+        if n > 1 and _text.all_equal(prompts, prefix):
             findings.append(
                 Finding(
                     "identical_prompts",
@@ -544,8 +548,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
             )
 
     # -- prompt prefix
-    prefix = _text.common_prefix(prompts)
-    if prefix and not _text.all_equal(prompts):
+    if prefix and not _text.all_equal(prompts, prefix):
         msg = f"All prompts start with prefix `{_text.show(prefix)}`"
         if len(prefix) > MAX_PROMPT_PREFIX:
             state.prompt_prefix = prefix
@@ -593,7 +596,7 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
 
     # -- completion ending (conditional generation only)
     if task == CONDITIONAL:
-        if n > 1 and _text.all_equal(completions):
+        if n > 1 and _text.all_equal(completions, cprefix):
             x = _text.show(completions[0])
             findings.append(
                 Finding(

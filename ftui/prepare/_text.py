@@ -15,6 +15,7 @@ from json.encoder import (  # the C encoders of json.dumps
     encode_basestring,
     encode_basestring_ascii,
 )
+from typing import Any
 
 CHUNK = 1 << 15  # rows per joined chunk
 _JOIN = "\x00"
@@ -42,8 +43,11 @@ class Profile:
     present: set[str] = field(default_factory=set)
     specials: set[str] = field(default_factory=set)
 
+    tracked: set[str] = field(default_factory=set)  # the characters asked about
+
     def has_all(self, s: str) -> bool:
-        return all(ch in self.present for ch in s)
+        """False when some character of ``s`` surely never occurs."""
+        return all(ch in self.present or ch not in self.tracked for ch in s)
 
 
 def profile(
@@ -60,6 +64,7 @@ def profile(
             prof.lower += k * one.lower
             prof.present |= one.present
             prof.specials |= one.specials
+        prof.tracked = set(interesting)
         return prof
     return _profile(values, interesting)
 
@@ -101,6 +106,7 @@ def _profile(values: Sequence[str], interesting: str) -> Profile:
             elif ch.islower():
                 prof.lower += n
     prof.present = set(interesting) - missing
+    prof.tracked = set(interesting)
     return prof
 
 
@@ -171,8 +177,14 @@ def none_start_with(values: Sequence[str], prefix: str) -> bool:
     return not any(map(operator.methodcaller("startswith", prefix), values))
 
 
-def all_equal(values: list[str]) -> bool:
-    return bool(values) and values.count(values[0]) == len(values)
+def all_equal(values: Sequence[str], prefix: str | None = None) -> bool:
+    """Whether all values are the same; ``prefix``, their common prefix when known, saves a pass
+    (they are all equal exactly when the first is the common prefix and the lengths agree)."""
+    if not values:
+        return False
+    if prefix is not None:
+        return prefix == values[0] and len(set(map(len, values))) == 1
+    return list(values).count(values[0]) == len(values)
 
 
 def show(s: str) -> str:
@@ -186,7 +198,19 @@ def show(s: str) -> str:
 _hash = hash  # tests replace it to force collisions
 
 
-def duplicate_positions(prompts: Sequence[str], completions: Sequence[str]) -> list[int]:
+def count_distinct(values: Any) -> int:
+    """Distinct values of a numpy array, by sorting (numpy's hashing unique is slower)."""
+    import numpy as np
+
+    if len(values) == 0:
+        return 0
+    ordered = np.sort(values)
+    return 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
+
+
+def duplicate_positions(
+    prompts: Sequence[str], completions: Sequence[str], completion_hashes: Any = None
+) -> list[int]:
     """Positions of the second and later copies of an exact (prompt, completion) pair.
 
     Pairs are grouped by a 64-bit hash with numpy, then every candidate is compared for real, so
@@ -198,7 +222,12 @@ def duplicate_positions(prompts: Sequence[str], completions: Sequence[str]) -> l
     if n < 2:
         return []
     hp = np.fromiter(map(_hash, prompts), dtype=np.int64, count=n)
-    hc = np.fromiter(map(_hash, completions), dtype=np.int64, count=n)
+    if count_distinct(hp) == n:
+        return []  # no prompt repeats, so no pair does
+    if completion_hashes is None or _hash is not hash:
+        hc = np.fromiter(map(_hash, completions), dtype=np.int64, count=n)
+    else:
+        hc = completion_hashes
     with np.errstate(over="ignore"):
         key = hp * np.int64(1_000_003) ^ hc
     del hp, hc
