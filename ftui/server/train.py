@@ -1,11 +1,25 @@
 """The training child process: ``python -m ftui.server.train JOB_DIR``.
 
-Reads ``JOB_DIR/spec.json``, fully fine-tunes a Hugging Face causal LM on prompt/completion or
-chat examples, appends one JSON object per line to ``JOB_DIR/progress.jsonl`` and writes the model
-to ``spec["output_dir"]`` atomically. Exit status 0 after ``model_saved``; 1 after ``failed``.
+Reads ``JOB_DIR/spec.json``, fine-tunes a Hugging Face causal LM (fully, or with LoRA adapters
+whose merged weights are saved) on prompt/completion or chat examples, appends one JSON object per
+line to ``JOB_DIR/progress.jsonl`` and writes the model to ``spec["output_dir"]`` atomically.
+
+Progress rows, in order: ``hyperparams`` (resolved values, ``n_examples``, ``total_steps``,
+``lora``), ``started``, ``resumed`` (``from_step``; only when resuming), then per step a ``step``
+row (legacy metrics, ``learning_rate``, ``validation_*`` on validation steps,
+``classification/*`` at epoch ends), ``epoch`` after each epoch's last step, ``checkpoint``
+after each checkpoint is complete on disk, and at the end ``model_saved``, ``paused`` or
+``failed``. Exit status 0 after ``model_saved`` or ``paused``; 1 after ``failed``.
+
+Optional spec keys: ``classification``, ``validation_every``, ``checkpoints`` ({"dir"}),
+``resume_from`` (a checkpoint directory), ``lora`` (true/false/null = by model size),
+``threads`` / ``concurrent_jobs``. SIGUSR1 pauses: the current step finishes, a checkpoint is
+written and the process exits 0 with a ``paused`` row (a pause that arrives during the last step
+is ignored: the job completes). SIGTERM keeps its default action.
 
 torch and transformers are imported inside functions: the server imports this module's siblings
-at start-up, and tests call the pure-Python parts (hyperparameters, batching) without them.
+at start-up, and tests call the pure-Python parts (hyperparameters, batching) without them; peft
+only when LoRA is used.
 
 Loss (legacy semantics, engine-notes): per target position, weight 1 for completion targets,
 ``prompt_loss_weight`` for prompt targets, 0 for padding; loss = Σ w·ce / Σ w over the whole
@@ -633,7 +647,6 @@ class Trainer:
         self.job_dir = job_dir
         self.classification: Any = None  # a ClassificationSetup when metrics are asked for
         self.resume_state: dict[str, Any] | None = None
-        self.last_checkpoint: Path | None = None
 
     def prepare(
         self, base: Path, train: list[dict], valid: list[dict] | None, lora_on: bool
@@ -652,7 +665,6 @@ class Trainer:
                 self.resume_state = checkpoints.load_state(resume)
             except (OSError, ValueError, RuntimeError) as e:
                 raise TrainError(f"Cannot resume from {resume}: {e}") from e
-            self.last_checkpoint = resume
         # Full fine-tuning resumes from the checkpoint's weights (fp32, exact). LoRA resumes from
         # the base plus the saved adapters: the checkpoint's merged weights could not be split
         # back into base and adapter exactly.
@@ -789,10 +801,14 @@ class Trainer:
             metrics["full_valid_loss"] = full["loss"]
             metrics["full_valid_mean_token_accuracy"] = full["token_accuracy"]
         self.progress.emit(
-            "checkpoint", step=pos.step, epoch=pos.epoch, path=str(path), metrics=metrics
+            "checkpoint",
+            step=pos.step,
+            epoch=pos.epoch,
+            path=str(path),
+            metrics=metrics,
+            time=time.time(),
         )
         checkpoints.drop_older_states(root, path)
-        self.last_checkpoint = path
         return path
 
     def _restore(self, optimizer: Any, scheduler: Any, total: int) -> Position:
