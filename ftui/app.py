@@ -59,8 +59,19 @@ SECTION_TITLES = {name: title for name, title, *_ in SECTIONS}
 POLL_INTERVAL = 2.0
 IDLE_INTERVAL = 15.0
 FULL_LIST_EVERY = 60.0
+#: Jobs read from the cache before the first frame (the rest is read right after it).
+FIRST_FRAME_JOBS = 500
 #: At most this many running jobs are followed for live progress at once.
 MAX_WATCHED = 8
+
+
+def _takes_limit(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        return "limit" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _load_screen_class(module: str, cls: str) -> type[Screen]:
@@ -79,10 +90,12 @@ class JobStore:
 
     def __init__(self, jobs: Iterable[Job] = ()):
         self._jobs: dict[str, Job] = {}
+        self._sorted: list[Job] | None = None
         self.replace(jobs)
 
     def replace(self, jobs: Iterable[Job]) -> None:
         self._jobs = {j.id: j for j in jobs}
+        self._sorted = None
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -94,7 +107,12 @@ class JobStore:
         return self._jobs.get(job_id)
 
     def all(self) -> list[Job]:
-        return sorted(self._jobs.values(), key=lambda j: j.created_at or 0, reverse=True)
+        """Every job, newest first (a new list each time; the sort is kept until a change)."""
+        if self._sorted is None:
+            self._sorted = sorted(
+                self._jobs.values(), key=lambda j: j.created_at or 0, reverse=True
+            )
+        return list(self._sorted)
 
     def active(self) -> list[Job]:
         return [j for j in self._jobs.values() if not j.is_terminal]
@@ -111,6 +129,7 @@ class JobStore:
             self._jobs = fresh
         else:
             self._jobs.update(fresh)
+        self._sorted = None
         return changes
 
 
@@ -152,7 +171,10 @@ class FtuiApp(App[None]):
             self._cache_db = Cache(cache_path)
         self._start_warnings = [str(w.message) for w in caught]
         self.cache: ProfileCache = self._cache_db.profile(cache_namespace(self.profile))
-        self.jobs = JobStore(self._read_cached_jobs())
+        # The first frame needs only the newest page of jobs; the rest is read after it.
+        first = self._read_cached_jobs(limit=FIRST_FRAME_JOBS)
+        self.jobs = JobStore(first)
+        self._jobs_partial = len(first) >= FIRST_FRAME_JOBS
         #: step and total steps of running jobs, from their metrics events
         self.progress: dict[str, tuple[int, int | None]] = {}
         self.jobs_changed: Signal[None] = Signal(self, "jobs-changed")
@@ -178,11 +200,21 @@ class FtuiApp(App[None]):
         self._update_subtitle()
 
     # -- start-up and shut-down ---------------------------------------------------------------
-    def _read_cached_jobs(self) -> list[Job]:
+    def _read_cached_jobs(self, limit: int | None = None) -> list[Job]:
         try:
+            if limit is not None and _takes_limit(self.cache.list_jobs):
+                return self.cache.list_jobs(limit=limit)  # type: ignore[call-arg]
             return self.cache.list_jobs()
         except Exception:  # noqa: BLE001 - a damaged cache never stops the first frame
             return []
+
+    @work(group="cache-jobs", exclusive=True, exit_on_error=False)
+    async def _read_rest_of_cache(self) -> None:
+        generation = self._generation
+        jobs = await asyncio.to_thread(self._read_cached_jobs)
+        if generation == self._generation and not self._baseline:  # the server has not answered
+            self.jobs.update(jobs)
+            self.jobs_changed.publish(None)
 
     def on_mount(self) -> None:
         for message in self._start_warnings + self._keymap_problems:
@@ -190,7 +222,9 @@ class FtuiApp(App[None]):
         self.switch_mode("jobs")
 
     def on_ready(self) -> None:
-        # After the first frame (drawn from the cache): only now import the client and connect.
+        # After the first frame (drawn from the cache): the rest of the cache, then the client.
+        if self._jobs_partial:
+            self._read_rest_of_cache()
         self._poll_jobs()
 
     async def on_unmount(self) -> None:

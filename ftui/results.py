@@ -65,27 +65,58 @@ def _number(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def column_of(rows: Sequence[Mapping[str, Any]], metric: str) -> str | None:
+class Columns:
+    """Rows turned into columns of numbers (None where a cell is empty or not a number), once.
+
+    Charting reads whole columns; doing the per-cell work once per results file keeps a redraw of
+    100,000 rows in the tens of milliseconds. Build it off the UI thread for big files.
+    """
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]):
+        dicts = [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in rows]
+        names: dict[str, None] = {}
+        for d in dicts:
+            if d.keys() - names.keys():
+                names.update(dict.fromkeys(d))
+        self.n = len(dicts)
+        self.names = list(names)
+        self.values: dict[str, list[float | None]] = {}
+        for name in self.names:
+            col = [d.get(name) for d in dicts]
+            self.values[name] = [
+                float(v) if type(v) is int or type(v) is float else _number(v) for v in col
+            ]
+        self.numeric = {n for n, col in self.values.items() if any(v is not None for v in col)}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def get(self, name: str) -> list[float | None] | None:
+        return self.values.get(name)
+
+
+def _columns(rows: Sequence[Mapping[str, Any]] | Columns) -> Columns:
+    return rows if isinstance(rows, Columns) else Columns(rows)
+
+
+def column_of(rows: Sequence[Mapping[str, Any]] | Columns, metric: str) -> str | None:
     """The column that holds ``metric`` (a key of :data:`METRICS` or a column name) in ``rows``."""
+    cols = _columns(rows)
     candidates = METRICS[metric][1] if metric in METRICS else (metric,)
     for name in candidates:
-        if any(_number(r.get(name)) is not None for r in rows):
+        if name in cols.numeric:
             return name
     return None
 
 
-def classification_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def classification_columns(rows: Sequence[Mapping[str, Any]] | Columns) -> list[str]:
     """The ``classification/*`` columns that hold numbers, in the order they appear."""
-    seen: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            if key.startswith(CLASSIFICATION_PREFIX) and key not in seen:
-                seen[key] = None
-    return [c for c in seen if any(_number(r.get(c)) is not None for r in rows)]
+    cols = _columns(rows)
+    return [c for c in cols.names if c.startswith(CLASSIFICATION_PREFIX) and c in cols.numeric]
 
 
 def x_values(
-    rows: Sequence[Mapping[str, Any]], by: str = "step", n_epochs: int | None = None
+    rows: Sequence[Mapping[str, Any]] | Columns, by: str = "step", n_epochs: int | None = None
 ) -> list[float] | None:
     """The x coordinate of every row: its step, or its (fractional) epoch.
 
@@ -93,16 +124,15 @@ def x_values(
     progress is measured in examples seen where the rows say so (legacy ``elapsed_examples``),
     else in steps. Returns None when epochs cannot be worked out.
     """
-    steps = []
-    for i, row in enumerate(rows):
-        s = _number(row.get("step"))
-        steps.append(s if s is not None else float(i + 1))
+    cols = _columns(rows)
+    raw_steps = cols.get("step") or [None] * cols.n
+    steps = [s if s is not None else float(i + 1) for i, s in enumerate(raw_steps)]
     if by == "step":
         return steps
-    if not n_epochs or n_epochs <= 0 or not rows:
+    if not n_epochs or n_epochs <= 0 or not cols.n:
         return None
-    examples = [_number(r.get("elapsed_examples")) for r in rows]
-    progress = examples if all(e is not None for e in examples) else steps
+    examples = cols.get("elapsed_examples")
+    progress = examples if examples and all(e is not None for e in examples) else steps
     last = progress[-1]
     if not last:
         return None
@@ -111,7 +141,7 @@ def x_values(
 
 
 def series(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]] | Columns,
     metric: str,
     *,
     by: str = "step",
@@ -119,19 +149,16 @@ def series(
     name: str | None = None,
 ) -> Series | None:
     """The points of one metric (rows without a value are skipped); None if it has none."""
-    column = column_of(rows, metric)
+    cols = _columns(rows)
+    column = column_of(cols, metric)
     if column is None:
         return None
-    xs = x_values(rows, by, n_epochs)
+    xs = x_values(cols, by, n_epochs)
     if xs is None:
         return None
-    px: list[float] = []
-    py: list[float] = []
-    for x, row in zip(xs, rows, strict=True):
-        y = _number(row.get(column))
-        if y is not None:
-            px.append(x)
-            py.append(y)
+    ys = cols.values[column]
+    px = [x for x, y in zip(xs, ys, strict=True) if y is not None]
+    py = [y for y in ys if y is not None]
     if not px:
         return None
     label = name or (METRICS[metric][0] if metric in METRICS else metric.split("/")[-1])

@@ -22,7 +22,6 @@ from textual.containers import Horizontal
 from textual.events import Resize
 from textual.widgets import Footer, Header, Static
 
-from ftui.results import ema
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.chart import Line, MetricChart
 from ftui.widgets.event_log import EventLog
@@ -32,6 +31,29 @@ if TYPE_CHECKING:
     from ftui.types import Checkpoint, Job, JobEvent
 
 CHART_EVERY = 1.0
+SMOOTHING = 0.6
+LIVE_KEYS = (("train_loss", "train loss"), ("valid_loss", "valid loss"))
+
+
+class LiveSeries:
+    """Points that arrive in step order, with their EMA kept up to date one point at a time
+    (a job of 100,000 steps redraws without recomputing anything)."""
+
+    def __init__(self) -> None:
+        self.x: list[float] = []
+        self.y: list[float] = []
+        self.smooth: list[float] = []
+        self._last = 0.0
+        self._debias = 1.0
+
+    def append(self, x: float, y: float) -> None:
+        self.x.append(x)
+        self.y.append(y)
+        self._last = self._last * SMOOTHING + (1 - SMOOTHING) * y
+        self._debias *= SMOOTHING
+        self.smooth.append(self._last / (1 - self._debias))
+
+
 YIELD_EVERY = 2_000  # events handled between two yields to the event loop
 
 
@@ -79,6 +101,9 @@ class JobDetailScreen(FtuiScreen):
         self.checkpoints: list[Checkpoint] | None = None
         self.checkpoint_note = ""
         self.metrics: dict[int, dict[str, Any]] = {}
+        self.live: dict[str, LiveSeries] = {k: LiveSeries() for k, _ in LIVE_KEYS}
+        self._last_step = -1
+        self._live_stale = False
         self.total_steps: int | None = None
         self.events_seen = 0
         self.follow_done = False
@@ -217,12 +242,30 @@ class JobDetailScreen(FtuiScreen):
                 step = data.get("step")
                 if isinstance(step, int):
                     self.metrics[step] = dict(data)
+                    self._add_live(step, data)
                     if isinstance(data.get("total_steps"), int):
                         self.total_steps = data["total_steps"]
                     self._chart_dirty = True
             if event.level == "error":
                 self.last_error_event = event.message
         self._info_dirty = True
+
+    def _add_live(self, step: int, data: dict[str, Any]) -> None:
+        if step <= self._last_step:  # a step seen again (after a resume): rebuild at the draw
+            self._live_stale = True
+            return
+        self._last_step = step
+        for key, _label in LIVE_KEYS:
+            value = data.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.live[key].append(step, float(value))
+
+    def _rebuild_live(self) -> None:
+        self.live = {k: LiveSeries() for k, _ in LIVE_KEYS}
+        self._last_step = -1
+        self._live_stale = False
+        for step in sorted(self.metrics):
+            self._add_live(step, self.metrics[step])
 
     @work(name="follow", group="follow", exclusive=True, exit_on_error=False)
     async def _follow(self) -> None:
@@ -280,6 +323,7 @@ class JobDetailScreen(FtuiScreen):
                 data.setdefault("train_loss", row.get("training_loss"))
                 data.setdefault("valid_loss", row.get("validation_loss"))
                 self.metrics[step] = data
+        self._live_stale = True
         self._chart_dirty = True
         self._maybe_redraw_chart(force=True)
 
@@ -293,22 +337,18 @@ class JobDetailScreen(FtuiScreen):
             return
         self._chart_dirty = False
         self._chart_drawn_at = time.monotonic()
-        steps = sorted(self.metrics)
+        if self._live_stale:
+            self._rebuild_live()
         lines = []
-        for colour, key, label in (
-            (0, "train_loss", "train loss"),
-            (1, "valid_loss", "valid loss"),
-        ):
-            pts = [(s, self.metrics[s].get(key)) for s in steps]
-            pts = [(s, v) for s, v in pts if isinstance(v, int | float)]
-            if not pts:
+        for colour, (key, label) in enumerate(LIVE_KEYS):
+            live = self.live[key]
+            if not live.x:
                 continue
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            if len(ys) > 20:
-                lines.append(Line(label, xs, ys, colour, "raw", legend=False))
-                lines.append(Line(label, xs, ema(ys, 0.6), colour, "smooth"))
+            if len(live.x) > 20:
+                lines.append(Line(label, live.x, live.y, colour, "raw", legend=False))
+                lines.append(Line(label, live.x, live.smooth, colour, "smooth"))
             else:
-                lines.append(Line(label, xs, ys, colour))
+                lines.append(Line(label, live.x, live.y, colour))
         self.query_one(MetricChart).plot(lines, xlabel="step")
         self._render_job()
 

@@ -1,9 +1,8 @@
 """Jobs: the home screen. Every job of the profile, from the cache at once, then the server's.
 
-Rows change in place (``update_cell``) when only statuses or progress move; the table is rebuilt
-only when the set or order of visible rows changes. At most ``PAGE`` rows are shown (the
-newest, after the filter): a DataTable of 10,000 rows costs a second to lay out, and a filter
-finds any job faster than scrolling does.
+Rows change in place when only statuses or progress move; the rows are set again only when the
+set or order of visible rows changes. The table draws only the lines on screen
+(:class:`ftui.widgets.jobs_table.JobsTable`), so ten thousand jobs cost what forty do.
 """
 
 from __future__ import annotations
@@ -13,19 +12,18 @@ from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from ftui.widgets.base import FtuiScreen, StaleNotice
+from ftui.widgets.jobs_table import JobsTable
 from ftui.widgets.status import status_text
 
 if TYPE_CHECKING:
     from ftui.types import Job
 
-PAGE = 500
 COLUMNS = (
     ("mark", " "),
     ("status", "Status"),
@@ -125,15 +123,7 @@ class JobsScreen(FtuiScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield StaleNotice("the cached job list", id="stale")
-        yield Input(
-            placeholder="filter: words in id, status, model, suffix (esc clears)",
-            id="jobs-filter",
-            classes="-hidden",
-        )
-        table: DataTable = DataTable(id="jobs-table", cursor_type="row", zebra_stripes=False)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
+        yield JobsTable(COLUMNS, id="jobs-table")
         yield Static("", id="jobs-hint")
         yield Footer()
 
@@ -143,7 +133,7 @@ class JobsScreen(FtuiScreen):
         self.watch(self.app, "online", lambda _online: self.rebuild(), init=False)
         self._set_since()
         self.rebuild()
-        self.query_one(DataTable).focus()
+        self.table.focus()
 
     def _set_since(self) -> None:
         try:
@@ -161,12 +151,14 @@ class JobsScreen(FtuiScreen):
 
     # -- data ------------------------------------------------------------------------------------
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#jobs-table", DataTable)
+    def table(self) -> JobsTable:
+        return self.query_one("#jobs-table", JobsTable)
 
     def visible_jobs(self) -> tuple[list[Job], int]:
-        """The jobs to show (filtered, sorted, at most PAGE) and how many matched."""
-        jobs = [j for j in self.ftui.jobs.all() if matches(j, self.filter_words)]
+        """The jobs to show (filtered, sorted) and how many matched."""
+        jobs = self.ftui.jobs.all()
+        if self.filter_words:
+            jobs = [j for j in jobs if matches(j, self.filter_words)]
         key = SORTS[self.sort_index][0]
         if key == "created_asc":
             jobs.reverse()
@@ -174,7 +166,7 @@ class JobsScreen(FtuiScreen):
             jobs.sort(key=lambda j: STATE_ORDER.get(j.state, 9))
         elif key == "model":
             jobs.sort(key=lambda j: j.model)
-        return jobs[:PAGE], len(jobs)
+        return jobs, len(jobs)
 
     def _row(self, job: Job) -> tuple:
         return (
@@ -191,30 +183,36 @@ class JobsScreen(FtuiScreen):
     def _jobs_changed(self, _: object = None) -> None:
         self.rebuild()
 
+    def _signature(self, job: Job) -> tuple:
+        """What a row shows, cheaply: the row is drawn again only when this changes."""
+        return (
+            job.status,
+            job.fine_tuned_model,
+            self.ftui.progress.get(job.id),
+            job.raw.get("estimated_finish"),
+            job.id in self.marked,
+        )
+
+    def _cells_of(self, job_id: str) -> tuple:
+        job = self.ftui.jobs.get(job_id)
+        return self._row(job) if job is not None else ("",) * len(COLUMNS)
+
     def rebuild(self) -> None:
-        """Show the current jobs: cells updated in place when the rows are the same ones."""
+        """Show the current jobs: rows drawn again in place when they are the same rows."""
         table = self.table
         jobs, total = self.visible_jobs()
         ids = [j.id for j in jobs]
-        rows = {j.id: self._row(j) for j in jobs}
+        signatures = {j.id: self._signature(j) for j in jobs}
         if ids == self._shown:
             for job_id in ids:
-                old, new = self._cells.get(job_id), rows[job_id]
-                if old == new:
-                    continue
-                for (key, _label), before, after in zip(COLUMNS, old or (), new, strict=False):
-                    if before != after:
-                        table.update_cell(job_id, key, after, update_width=True)
+                if self._cells.get(job_id) != signatures[job_id]:
+                    table.update_row(job_id)
         else:
-            current = self.selected_id()
-            table.clear()
-            for job_id in ids:
-                table.add_row(*rows[job_id], key=job_id)
+            table.set_rows(ids, self._cells_of)
             self._shown = ids
-            if current in rows:
-                table.move_cursor(row=ids.index(current), animate=False)
-        self._cells = rows
+        self._cells = signatures
         table.border_title = f"Jobs · {SORTS[self.sort_index][1]}"
+        table.border_subtitle = f"{table.cursor_row + 1}/{len(ids)}" if len(ids) > 1 else ""
         self._update_hint(len(ids), total)
         self.refresh_bindings()
 
@@ -231,8 +229,6 @@ class JobsScreen(FtuiScreen):
                 )
         elif total == 0:
             text = f"No job matches {' '.join(self.filter_words)!r} (/ to change, esc to clear)"
-        elif shown < total:
-            text = f"Showing the first {shown} of {total} jobs; / filters."
         else:
             words = " ".join(self.filter_words)
             text = f"{total} of {everything} jobs match {words!r}" if words else ""
@@ -240,23 +236,20 @@ class JobsScreen(FtuiScreen):
         hint.display = bool(text)
 
     def selected_id(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        try:
-            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        except Exception:  # noqa: BLE001 - no row under the cursor
-            return None
+        return self.table.cursor_key
 
     def selected_job(self) -> Job | None:
         job_id = self.selected_id()
         return self.ftui.jobs.get(job_id) if job_id else None
 
-    @on(DataTable.RowHighlighted)
+    @on(JobsTable.RowHighlighted)
     def _highlighted(self) -> None:
+        table = self.table
+        if table.row_count > 1:
+            table.border_subtitle = f"{table.cursor_row + 1}/{table.row_count}"
         self.refresh_bindings()
 
-    @on(DataTable.RowSelected)
+    @on(JobsTable.RowSelected)
     def _selected(self) -> None:
         self.action_open()
 
@@ -291,8 +284,18 @@ class JobsScreen(FtuiScreen):
         self.sort_index = (self.sort_index + 1) % len(SORTS)
         self.rebuild()
 
+    def _filter_box(self) -> Input | None:
+        found = self.query("#jobs-filter")
+        return found.first(Input) if found else None
+
     def action_filter(self) -> None:
-        box = self.query_one("#jobs-filter", Input)
+        box = self._filter_box()
+        if box is None:  # made on first use: the first frame does without it
+            box = Input(
+                placeholder="filter: words in id, status, model, suffix (esc clears)",
+                id="jobs-filter",
+            )
+            self.mount(box, before=self.table)
         box.remove_class("-hidden")
         box.focus()
 
@@ -306,8 +309,8 @@ class JobsScreen(FtuiScreen):
         self.table.focus()
 
     def key_escape(self) -> bool:
-        box = self.query_one("#jobs-filter", Input)
-        if box.has_focus or self.filter_words:
+        box = self._filter_box()
+        if box is not None and (box.has_focus or self.filter_words):
             box.value = ""
             box.add_class("-hidden")
             self.table.focus()
@@ -329,16 +332,16 @@ class JobsScreen(FtuiScreen):
             self.ftui.open_results([i for i in ids if i])
 
     def action_cursor_down(self) -> None:
-        self.table.action_cursor_down()
+        self.table.action_cursor(1)
 
     def action_cursor_up(self) -> None:
-        self.table.action_cursor_up()
+        self.table.action_cursor(-1)
 
     def action_cursor_top(self) -> None:
-        self.table.move_cursor(row=0)
+        self.table.action_first()
 
     def action_cursor_bottom(self) -> None:
-        self.table.move_cursor(row=max(0, self.table.row_count - 1))
+        self.table.action_last()
 
     def action_cancel_job(self) -> None:
         job = self.selected_job()
@@ -369,7 +372,3 @@ class JobsScreen(FtuiScreen):
         self.ftui.report_ok()
         self.ftui.job_updated(job)
         self.notify(f"{job_id}: {job.status}")
-
-
-def _text(value: object) -> str:
-    return value.plain if isinstance(value, Text) else str(value)

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from ftui.results import (
     CHARTS,
     METRICS,
+    Columns,
     available_charts,
     classification_columns,
     ema,
@@ -74,6 +75,8 @@ class ResultsScreen(FtuiScreen):
         super().__init__()
         self.job_ids: list[str] = list(dict.fromkeys(job_ids))
         self.rows: dict[str, list[Mapping[str, Any]]] = {}
+        self.columns: dict[str, Columns] = {}
+        self._ema_cache: dict[tuple, list[float]] = {}
         self.source: dict[str, str] = {}
         self.chart = "loss"
         self.by = "step"
@@ -109,28 +112,30 @@ class ResultsScreen(FtuiScreen):
         cache = self.ftui.cache
         cached = await asyncio.to_thread(cache.results, job_id)
         if cached:
-            self._set_rows(job_id, cached, "cached results file")
+            await self._set_rows(job_id, cached, "cached results file")
         try:
             client = await self.ftui.api()
             rows = await client.jobs.results(job_id)
             self.ftui.report_ok()
-            self._set_rows(job_id, rows, "results file")
+            await self._set_rows(job_id, rows, "results file")
         except NotFoundError:
             # No results file yet (the job is still running): chart its metric events so far.
             self.ftui.report_ok()
             events = await client.jobs.events(job_id)
             rows = rows_from_events(events)
-            self._set_rows(job_id, rows, "metric events so far (no results file yet)")
+            await self._set_rows(job_id, rows, "metric events so far (no results file yet)")
         except APIConnectionError as exc:
             self.ftui.report_error(exc, f"Loading results of {job_id}")
             if not cached:
                 events = await asyncio.to_thread(cache.events, job_id)
-                self._set_rows(job_id, rows_from_events(events), "cached metric events")
+                await self._set_rows(job_id, rows_from_events(events), "cached metric events")
 
-    def _set_rows(self, job_id: str, rows: Sequence[Mapping[str, Any]], source: str) -> None:
+    async def _set_rows(self, job_id: str, rows: Sequence[Mapping[str, Any]], source: str) -> None:
+        columns = await asyncio.to_thread(Columns, rows)  # the per-cell work, once, off the UI
         if job_id not in self.job_ids:
             return
         self.rows[job_id] = list(rows)
+        self.columns[job_id] = columns
         self.source[job_id] = source
         self.redraw()
 
@@ -141,8 +146,8 @@ class ResultsScreen(FtuiScreen):
 
     def charts_available(self) -> list[str]:
         found: set[str] = set()
-        for rows in self.rows.values():
-            found.update(available_charts(rows))
+        for columns in self.columns.values():
+            found.update(available_charts(columns))
         return [c for c in CHART_ORDER if c in found] or ["loss"]
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -153,8 +158,8 @@ class ResultsScreen(FtuiScreen):
         colour = 0
         many = len(self.job_ids) > 1
         for job_id in self.job_ids:
-            rows = self.rows.get(job_id) or []
-            if not rows:
+            rows = self.columns.get(job_id)
+            if rows is None or not len(rows):
                 continue
             by = self.by
             n_epochs = self.n_epochs(job_id) if by == "epoch" else None
@@ -172,8 +177,12 @@ class ResultsScreen(FtuiScreen):
                 if s is None:
                     continue
                 if self.smoothing > 0 and len(s) > 2:
+                    key = (job_id, metric, self.smoothing, len(s))
+                    smooth = self._ema_cache.get(key)
+                    if smooth is None:
+                        smooth = self._ema_cache[key] = ema(s.y, self.smoothing)
                     lines.append(Line(s.name, s.x, s.y, colour, "raw", legend=False))
-                    lines.append(Line(s.name, s.x, ema(s.y, self.smoothing), colour, "smooth"))
+                    lines.append(Line(s.name, s.x, smooth, colour, "smooth"))
                 else:
                     lines.append(Line(s.name, s.x, s.y, colour))
                 colour += 1
@@ -311,6 +320,7 @@ class ResultsScreen(FtuiScreen):
         if len(self.job_ids) > 1:
             removed = self.job_ids.pop()
             self.rows.pop(removed, None)
+            self.columns.pop(removed, None)
             self.redraw()
 
     def action_export(self) -> None:
