@@ -12,12 +12,21 @@ import pytest
 from textual.app import App
 
 from ftui.screens.console import ConsoleScreen
+from ftui.types import Model
 from ftui.widgets.console_history import FILE_NAME, HistoryScreen, PromptHistory
 from ftui.widgets.logprob_view import LogprobView, bucket, percent, show_token
 from ftui.widgets.param_panel import ParamPanel, format_stop, parse_stop
+from tests.test_tui_files import SIZES, no_workers, settle_offline, utc  # noqa: F401 (fixture)
 from tests.test_tui_models import trained_model
 from tests.tiny_model import SEPARATOR
-from tests.tui_support import make_app, screen_text, wait_for, wait_for_screen
+from tests.tui_support import (
+    job_json,
+    make_app,
+    make_offline_app,
+    screen_text,
+    wait_for,
+    wait_for_screen,
+)
 
 PROMPT = "I thought the movie was wonderful!" + SEPARATOR
 
@@ -119,9 +128,9 @@ async def test_streamed_completion_coloured_by_probability(server, tmp_path, dat
         tok = view.tokens[1]
         info = screen_text(app)
         assert f"token 2/{len(view.tokens)}" in info
-        assert percent(tok.logprob) in info
+        assert f"“{show_token(tok.text)}” {percent(tok.logprob)}" in info
         best = max(tok.top.items(), key=lambda kv: kv[1])
-        assert f"top: “{show_token(best[0])}” {percent(best[1])}" in info  # the best alternative
+        assert f"alts: “{show_token(best[0])}” {percent(best[1])}" in info  # the best alternative
 
         # the prompt went into the history on disk
         await wait_for(pilot, lambda: (data_home / FILE_NAME).exists())
@@ -151,6 +160,13 @@ async def test_side_by_side_base_vs_fine_tuned(server, tmp_path):
         assert base.text_of(0) != label
         text = screen_text(app)
         assert model[:10] in text and label.strip() in text
+
+        # f8 hides the parameters (more room for two panes); the values stay
+        await pilot.press("f8")
+        assert not screen.params.display or not screen.params.region.width
+        assert screen._view("a").region.width > 30
+        await pilot.press("f8")
+        assert screen.params.region.width
 
         # ctrl+t leaves side by side: only one pane is sent to
         await pilot.press("ctrl+t")
@@ -289,7 +305,7 @@ async def test_logprob_view_offsets_and_param_panel():
         assert view.cursor_token.text == "\x1b[2J\x0e"
         await pilot.press("left")
         assert view.cursor_token.text == "!"
-        assert "“!” p=—" in screen_text(app)  # no logprob sent for it
+        assert "“!” —  no alternatives" in screen_text(app)  # no logprob sent for it
         panel = app.query_one(ParamPanel)
         panel._input("n").value = "0"
         await pilot.pause()
@@ -302,3 +318,43 @@ async def test_logprob_view_offsets_and_param_panel():
         panel.query_one("#param-echo").value = True
         assert panel.params()["echo"] is True
         assert "[x] echo prompt" in screen_text(app)
+
+
+# ---------------------------------------------------------------- snapshot (offline, cache)
+
+TUNED = "ft:ada:personal:alpha:00000001"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.usefixtures("utc")
+def test_console_snapshot(snap_compare, tmp_path, size, data_home):
+    app = make_offline_app(tmp_path, jobs=[job_json(1, "succeeded", suffix="alpha")])
+    app.cache.put_models([Model.from_api({"id": m}) for m in ("ada", "babbage", TUNED)])
+    # a fixed output in each pane: tokens of every probability bucket, one with alternatives
+    outputs = {
+        "a": [(" The", -0.05), (" film", -0.6), (" was", -1.2), (" long", -2.5), (".", -0.01)],
+        "b": [(" positive", -0.02), ("\n", -0.4)],
+    }
+
+    async def run_before(pilot):
+        pilot.app.open_console(model="ada", compare_with=TUNED)
+        screen = await wait_for_screen(pilot, ConsoleScreen)
+        await settle_offline(
+            pilot, lambda app: no_workers(app, "console-models") and TUNED in screen.model_ids
+        )
+        screen.prompt.text = "I thought the movie was wonderful!\n\n###\n\n"
+        screen.prompt.cursor_blink = False
+        for side, toks in outputs.items():
+            view = screen._view(side)
+            view.clear(screen.model_of(side))
+            offset = 0
+            for text, lp in toks:
+                top = {text: lp, " other": lp - 1.5, " else": lp - 2.5}
+                view.add(0, text, [text], [lp], [top], [offset])
+                offset += len(text)
+            view.set_status(f"✔ done · stop · {len(toks)} tokens · 0.1s")
+        screen._view("a").focus()
+        await pilot.press("right", "right", "right")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

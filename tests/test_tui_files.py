@@ -4,14 +4,25 @@ preview, delete, new job from a file, and path completion."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
+import pytest
+from textual.widgets import Input
 
 from ftui.screens.files import FilesScreen, PreviewScreen, UploadScreen, preview_lines
+from ftui.types import FileObject
 from ftui.widgets.file_path_input import PathInput, list_matches
 from ftui.widgets.prepare_report import PrepareReportView
 from tests.apihelpers import upload
-from tests.tui_support import make_app, screen_text, wait_for, wait_for_screen
+from tests.tui_support import (
+    T0,
+    make_app,
+    make_offline_app,
+    screen_text,
+    wait_for,
+    wait_for_screen,
+)
 
 
 async def open_files(pilot) -> FilesScreen:
@@ -207,3 +218,75 @@ def test_preview_lines_cut_long_and_partial_lines():
     assert lines[0] == '{"a": 1}'
     assert len(lines[1]) == 1002 and lines[1].endswith(" …")
     assert lines[2] == "last partial …"
+
+
+# ---------------------------------------------------------------- snapshots (offline, cache)
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def settle_offline(pilot, ready) -> None:
+    """Wait until the app is offline, its toasts posted and ``ready``; clear the toasts."""
+    app = pilot.app
+
+    def done() -> bool:
+        return (
+            app.online is False
+            and any(n.title == "Offline" for n in app._notifications)
+            and ready(app)
+        )
+
+    await wait_for(pilot, done, timeout=20, message="settled offline")
+    for box in app.screen.query(Input):
+        box.cursor_blink = False
+    app.clear_notifications()
+    await pilot.pause()
+
+
+def no_workers(app, *groups: str) -> bool:
+    return not any(w.group in groups and not w.is_finished for w in app.workers)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_files_snapshot(snap_compare, tmp_path, size, utc):
+    app = make_offline_app(tmp_path)
+    names = ["sentiment.jsonl", "sentiment_prepared_train.jsonl", "valid.jsonl", "notes.csv"]
+    app.cache.put_files(
+        [
+            FileObject.from_api(
+                {
+                    "id": f"file-{i:024d}",
+                    "filename": name,
+                    "purpose": "fine-tune",
+                    "bytes": 1000 * (i + 1) ** 3,
+                    "created_at": T0 + 60 * i,
+                    "status": "error" if name.endswith(".csv") else "processed",
+                }
+            )
+            for i, name in enumerate(names)
+        ]
+    )
+
+    async def run_before(pilot):
+        await pilot.press("2")
+
+        def ready(app):
+            screen = app.screen
+            return (
+                isinstance(screen, FilesScreen)
+                and screen.loaded_from == "cache"
+                and no_workers(app, "files-cache", "files-refresh")
+            )
+
+        await settle_offline(pilot, ready)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -12,13 +12,24 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from ftui.screens.confirm import ConfirmScreen
 from ftui.screens.console import ConsoleScreen
 from ftui.screens.models import ModelsScreen
+from ftui.types import Model
 from tests.apihelpers import TRAIN_FAST, follow, upload
 from tests.conftest import write_training_file
-from tests.tui_support import make_app, screen_text, wait_for, wait_for_screen
+from tests.test_tui_files import SIZES, no_workers, settle_offline, utc  # noqa: F401 (fixture)
+from tests.tui_support import (
+    T0,
+    job_json,
+    make_app,
+    make_offline_app,
+    screen_text,
+    wait_for,
+    wait_for_screen,
+)
 
 _TRAINED: dict[str, tuple[str, str]] = {}
 
@@ -116,3 +127,34 @@ async def test_models_from_cache_when_offline(server_factory, tmp_path):
         assert screen.loaded_from == "cache"
         assert "tiny" in [m.id for m in screen.models]
         assert "(cached)" in screen_text(app)
+
+
+# ---------------------------------------------------------------- snapshots (offline, cache)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.usefixtures("utc")
+def test_models_snapshot(snap_compare, tmp_path, size):
+    jobs = [job_json(1, "succeeded", suffix="alpha"), job_json(2, "succeeded", model="babbage")]
+    app = make_offline_app(tmp_path, jobs=jobs)
+    base = [{"id": m, "created": T0 - 86400, "owned_by": "system"} for m in ("ada", "babbage")]
+    tuned = [
+        {"id": j["fine_tuned_model"], "created": j["finished_at"], "owned_by": "personal"}
+        for j in jobs
+    ]
+    app.cache.put_models([Model.from_api(m) for m in base + tuned])
+
+    async def run_before(pilot):
+        await pilot.press("3")
+
+        def ready(app):
+            screen = app.screen
+            return (
+                isinstance(screen, ModelsScreen)
+                and screen.loaded_from == "cache"
+                and no_workers(app, "models-cache", "models-refresh")
+            )
+
+        await settle_offline(pilot, ready)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

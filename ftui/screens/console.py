@@ -46,9 +46,10 @@ class ConsoleScreen(FtuiScreen):
         Binding(
             "ctrl+t",
             "side_by_side",
-            "Side by side",
+            "Compare",
             id="console.side_by_side",
             key_display="^t",
+            tooltip="Side by side: the same prompt to two models",
             priority=True,
         ),
         Binding("ctrl+r", "history", "History", id="console.history", key_display="^r"),
@@ -57,6 +58,7 @@ class ConsoleScreen(FtuiScreen):
         Binding(
             "ctrl+l", "focus_prompt", "Prompt", id="console.prompt", key_display="^l", show=False
         ),
+        Binding("f8", "toggle_params", "Params", id="console.params", tooltip="Show/hide"),
     ]
 
     WORKER_WHAT: ClassVar[dict[str, str]] = {
@@ -78,6 +80,7 @@ class ConsoleScreen(FtuiScreen):
     ConsoleScreen #prompt:focus { border: round $accent; }
     ConsoleScreen #console-outputs { height: 1fr; }
     ConsoleScreen #out-b { display: none; }
+    ConsoleScreen.-no-params ParamPanel { display: none; }
     ConsoleScreen.-side-by-side #out-b { display: block; }
     """
 
@@ -99,6 +102,7 @@ class ConsoleScreen(FtuiScreen):
         self.model_ids: list[str] = []
         self._models: list[Model] = []
         self.last_request: dict[str, Any] | None = None
+        self._resumed = False
         self.set_reactive(ConsoleScreen.side_by_side, compare_with is not None)
 
     def compose(self) -> ComposeResult:
@@ -133,7 +137,9 @@ class ConsoleScreen(FtuiScreen):
         self._load_models()
 
     def on_screen_resume(self) -> None:
-        self._load_models()
+        if self._resumed:  # coming back to the console: models may have been trained meanwhile
+            self._load_models()
+        self._resumed = True  # (the first resume is the first show: on_mount loads them)
 
     # -- widgets -----------------------------------------------------------------------------
     def _select(self, side: str) -> Select[str]:
@@ -176,13 +182,10 @@ class ConsoleScreen(FtuiScreen):
                 sel.value = keep
 
     def _label(self, model_id: str) -> str:
-        model = next((m for m in self._models if m.id == model_id), None)
-        if model is not None and model.is_fine_tuned:
-            return f"★ {model_id}"
-        return model_id
+        return model_id  # fine-tuned ids say so themselves (ft:… / …:ft-…) and sort first
 
     @work(name="console-models", group="console-models", exclusive=True, exit_on_error=False)
-    async def _load_models(self) -> None:
+    async def _load_models(self, quiet: bool = True) -> None:
         from ftui.client import APIConnectionError
 
         app: Any = self.app
@@ -198,7 +201,9 @@ class ConsoleScreen(FtuiScreen):
             client = await app.api()
             models = await client.models.list()
         except APIConnectionError as exc:
-            app.report_error(exc, "Listing models")
+            # in the background, offline is said once (the app's notice and the stale banner)
+            if not quiet or getattr(app, "online", None) is not False:
+                app.report_error(exc, "Listing models")
             return
         app.report_ok()
         self._show_models(models)
@@ -259,7 +264,7 @@ class ConsoleScreen(FtuiScreen):
     # -- sending -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return True if self.streaming else None
+            return self.streaming  # shown only while there is one to stop
         return True
 
     @property
@@ -351,6 +356,12 @@ class ConsoleScreen(FtuiScreen):
 
     def action_focus_prompt(self) -> None:
         self.prompt.focus()
+
+    def action_toggle_params(self) -> None:
+        hide = not self.has_class("-no-params")
+        if hide and self.params.has_focus_within:
+            self.prompt.focus()
+        self.set_class(hide, "-no-params")
 
     # -- history -----------------------------------------------------------------------------
     @work(name="console-history", group="console-history", thread=True, exit_on_error=False)

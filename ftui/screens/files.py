@@ -42,11 +42,11 @@ MAX_LINE = 1000
 
 COLUMNS = (
     ("filename", "File"),
-    ("id", "ID"),
-    ("purpose", "Purpose"),
+    ("status", "Status"),
     ("bytes", "Size"),
     ("created", "Created"),
-    ("status", "Status"),
+    ("purpose", "Purpose"),
+    ("id", "ID"),
 )
 
 #: file status → glyph (the word is shown too)
@@ -84,11 +84,11 @@ def file_status(f: FileObject) -> Text:
 def file_row(f: FileObject) -> tuple:
     return (
         f.filename or "(no name)",
-        f.id,
-        f.purpose,
+        file_status(f),
         fmt_bytes(f.bytes),
         fmt_time(f.created_at),
-        file_status(f),
+        f.purpose,
+        f.id,
     )
 
 
@@ -544,11 +544,11 @@ class FilesScreen(FtuiScreen):
                     self.show_files(cached, "cache")
         self.refresh_files()
 
-    def refresh_files(self) -> None:
-        self._refresh()
+    def refresh_files(self, quiet: bool = True) -> None:
+        self._refresh(quiet)
 
     @work(name="files-refresh", group="files-refresh", exclusive=True, exit_on_error=False)
-    async def _refresh(self) -> None:
+    async def _refresh(self, quiet: bool = True) -> None:
         from ftui.client import APIConnectionError
 
         app: Any = self.app
@@ -556,7 +556,9 @@ class FilesScreen(FtuiScreen):
             client = await app.api()
             files = await client.files.list()
         except APIConnectionError as exc:
-            app.report_error(exc, "Refreshing files")
+            # in the background, offline is said once (the app's notice and the stale banner)
+            if not quiet or getattr(app, "online", None) is not False:
+                app.report_error(exc, "Refreshing files")
             self._hint()
             return
         app.report_ok()
@@ -624,7 +626,7 @@ class FilesScreen(FtuiScreen):
             self.table.action_cursor_up()
 
     def action_refresh(self) -> None:
-        self.refresh_files()
+        self.refresh_files(quiet=False)
         self.notify("Refreshing files…", timeout=2)
 
     def action_preview(self) -> None:

@@ -126,7 +126,7 @@ class ModelsScreen(FtuiScreen):
         self._refresh()
 
     @work(name="models-refresh", group="models-refresh", exclusive=True, exit_on_error=False)
-    async def _refresh(self) -> None:
+    async def _refresh(self, quiet: bool = True) -> None:
         from ftui.client import APIConnectionError
 
         app: Any = self.app
@@ -134,7 +134,9 @@ class ModelsScreen(FtuiScreen):
             client = await app.api()
             models = await client.models.list()
         except APIConnectionError as exc:
-            app.report_error(exc, "Refreshing models")
+            # in the background, offline is said once (the app's notice and the stale banner)
+            if not quiet or getattr(app, "online", None) is not False:
+                app.report_error(exc, "Refreshing models")
             self._hint()
             return
         app.report_ok()
@@ -218,7 +220,7 @@ class ModelsScreen(FtuiScreen):
             self.table.action_cursor_up()
 
     def action_refresh(self) -> None:
-        self._refresh()
+        self._refresh(quiet=False)
         self.notify("Refreshing models…", timeout=2)
 
     def action_console(self) -> None:

@@ -122,7 +122,7 @@ class LogprobView(Vertical, can_focus=True):
     }
     LogprobView:focus { border: round $accent; }
     LogprobView > VerticalScroll { height: 1fr; scrollbar-size-vertical: 1; }
-    LogprobView > .logprob-info { height: 2; padding: 0 1; color: $text-muted; }
+    LogprobView > .logprob-info { height: 3; padding: 0 1; color: $text-muted; }
     LogprobView > .logprob--high { color: $success; }
     LogprobView > .logprob--mid { color: $warning; }
     LogprobView > .logprob--low { color: $error; text-style: underline; }
@@ -149,7 +149,7 @@ class LogprobView(Vertical, can_focus=True):
         Binding("end,G", "jump(-1)", "Last token", id="logprob.last", show=False),
         Binding("up,k", "scroll(-1)", "Scroll up", id="logprob.up", show=False),
         Binding("down,j", "scroll(1)", "Scroll down", id="logprob.down", show=False),
-        Binding("y", "copy", "Copy text", id="logprob.copy"),
+        Binding("y", "copy", "Copy", id="logprob.copy", tooltip="Copy the output (OSC 52)"),
     ]
 
     class CursorMoved(Message):
@@ -349,21 +349,28 @@ class LogprobView(Vertical, can_focus=True):
         return out
 
     def _info_text(self, tok: TokenInfo | None) -> str | Text:
+        """The token under the cursor: text and probability first, then the alternatives, then
+        where it is (narrow side-by-side panes show the most important part)."""
         if tok is None:
             return self._legend()
         toks = self.tokens
+        head = f"“{show_token(tok.text)}” {percent(tok.logprob)}"
+        if not tok.top:
+            alts = "no alternatives (logprobs ≥ 1 asks for them)"
+        else:
+            ranked = sorted(
+                ((t, v) for t, v in tok.top.items() if t != tok.text),
+                key=lambda kv: kv[1],
+                reverse=True,
+            )
+            alts = "alts: " + (
+                " · ".join(f"“{show_token(t)}” {percent(v)}" for t, v in ranked) or "none"
+            )
         where = f"token {self.cursor + 1 if self.cursor is not None else 0}/{len(toks)}"
         if len(self._choices) > 1:
-            where = f"choice {tok.choice + 1} · {where}"
-        lp = "" if tok.logprob is None else f" (logprob {tok.logprob:.3f})"
-        head = f"{where}: “{show_token(tok.text)}” p={percent(tok.logprob)}{lp}"
-        if not tok.top:
-            alts = "no alternatives (ask for logprobs ≥ 1)"
-        else:
-            ranked = sorted(tok.top.items(), key=lambda kv: kv[1], reverse=True)
-            alts = "  ".join(f"“{show_token(t)}” {percent(v)}" for t, v in ranked)
-            alts = f"top: {alts}"
-        return f"{head}\n{alts}"
+            where = f"choice {tok.choice + 1}, {where}"
+        lp = "" if tok.logprob is None else f", logprob {tok.logprob:.3f}"
+        return f"{head}  {alts}\n({where}{lp})"
 
     # -- the cursor --------------------------------------------------------------------------
     def _moved(self) -> None:
