@@ -290,3 +290,17 @@ def test_files_snapshot(snap_compare, tmp_path, size, utc):
         await settle_offline(pilot, ready)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_server_strings_never_reach_the_terminal_as_escapes(server, tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"prompt": "a ->", "completion": " b\\n"}\n')
+    with httpx.Client(base_url=server.base_url) as c:
+        f = upload(c, path, filename="evil\x1b[2J\x1b]52;c;aGk=\x07.jsonl")
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_files(pilot)
+        assert any(x.id == f["id"] for x in screen.files)
+        cell = screen.table.get_cell(f["id"], "filename")
+        assert "\x1b" not in cell and "\x07" not in cell
+        assert cell.startswith("evil␛[2J␛]52;c;aGk=")  # (httpx sends the BEL as %07)

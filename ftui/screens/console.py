@@ -26,7 +26,7 @@ from textual.widgets import Footer, Header, Input, Label, Select, TextArea
 
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.console_history import HistoryScreen, PromptHistory
-from ftui.widgets.logprob_view import LogprobView
+from ftui.widgets.logprob_view import LogprobView, visible
 from ftui.widgets.param_panel import ParamError, ParamPanel
 
 if TYPE_CHECKING:
@@ -182,7 +182,9 @@ class ConsoleScreen(FtuiScreen):
                 sel.value = keep
 
     def _label(self, model_id: str) -> str:
-        return model_id  # fine-tuned ids say so themselves (ft:… / …:ft-…) and sort first
+        # fine-tuned ids say so themselves (ft:… / …:ft-…) and sort first; visible(): a
+        # server's string never reaches the terminal as escape sequences
+        return visible(model_id)
 
     @work(name="console-models", group="console-models", exclusive=True, exit_on_error=False)
     async def _load_models(self, quiet: bool = True) -> None:
@@ -294,7 +296,7 @@ class ConsoleScreen(FtuiScreen):
             model = models[side]
             assert model is not None
             view = self._view(side)
-            view.clear(model, echo_chars=echo_chars)
+            view.clear(visible(model), echo_chars=echo_chars)
             view.set_status("… streaming")
             self._stream(side, model, prompt, params)
         self.history_pos = None
@@ -328,7 +330,7 @@ class ConsoleScreen(FtuiScreen):
             view.set_status("⊘ stopped")
             raise
         except APIError as exc:
-            view.set_status(f"✖ {exc.message}")
+            view.set_status(visible(f"✖ {exc.message}"))
             app.report_error(exc, f"Completion from {model}")
             return
         finally:

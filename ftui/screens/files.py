@@ -75,20 +75,21 @@ def fmt_time(ts: int | None) -> str:
 
 
 def file_status(f: FileObject) -> Text:
-    word = f.status or "—"
+    word = visible(f.status or "—")
     glyph = STATUS_GLYPH.get(word, "·")
     style = {"✔": "green", "✖": "bold red", "…": "yellow"}.get(glyph, "")
     return Text(f"{glyph} {word}", style=style)
 
 
 def file_row(f: FileObject) -> tuple:
+    # visible(): what the server sends never reaches the terminal as escape sequences
     return (
-        f.filename or "(no name)",
+        visible(f.filename) or "(no name)",
         file_status(f),
         fmt_bytes(f.bytes),
         fmt_time(f.created_at),
-        f.purpose,
-        f.id,
+        visible(f.purpose),
+        visible(f.id),
     )
 
 
@@ -187,8 +188,10 @@ class PreviewScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(
-                f"{self.file.filename or self.file.id} · {self.file.id} · "
-                f"{fmt_bytes(self.file.bytes)}",
+                visible(
+                    f"{self.file.filename or self.file.id} · {self.file.id} · "
+                    f"{fmt_bytes(self.file.bytes)}"
+                ),
                 id="preview-title",
                 markup=False,
             )
@@ -645,7 +648,7 @@ class FilesScreen(FtuiScreen):
     def _uploaded(self, files: list[FileObject] | None) -> None:
         if not files:
             return
-        names = ", ".join(f"{f.id} ({f.filename})" for f in files)
+        names = visible(", ".join(f"{f.id} ({f.filename})" for f in files))
         self.notify(f"Uploaded {names}", title="Upload", timeout=6, markup=False)
         known = {f.id for f in self.files}
         self.show_files(list(files) + [f for f in self.files if f.id not in known], "server")
@@ -663,7 +666,7 @@ class FilesScreen(FtuiScreen):
         from ftui.screens.confirm import ConfirmScreen
 
         app: Any = self.app
-        name = f"{f.filename} ({f.id})" if f.filename else f.id
+        name = visible(f"{f.filename} ({f.id})" if f.filename else f.id)
         if not await app.push_screen_wait(ConfirmScreen(f"Delete file {name}?")):
             return
         client = await app.api()

@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ftui.widgets.base import FtuiScreen, StaleNotice
+from ftui.widgets.logprob_view import visible
 
 if TYPE_CHECKING:
     from ftui.types import Job, Model
@@ -113,7 +114,14 @@ class ModelsScreen(FtuiScreen):
     def _row(self, m: Model) -> tuple:
         kind = Text("★ fine-tuned", style="bold") if m.is_fine_tuned else Text("base", style="dim")
         job = self.job_of(m) or ("—" if not m.is_fine_tuned else "?")
-        return (m.id, kind, self.base_of(m) or "—", job, fmt_time(m.created))
+        # visible(): what the server sends never reaches the terminal as escape sequences
+        return (
+            visible(m.id),
+            kind,
+            visible(self.base_of(m)) or "—",
+            visible(job),
+            fmt_time(m.created),
+        )
 
     @work(name="models-cache", group="models-cache", exit_on_error=False)
     async def _load_cache(self) -> None:
@@ -253,7 +261,9 @@ class ModelsScreen(FtuiScreen):
         from ftui.screens.confirm import ConfirmScreen
 
         app: Any = self.app
-        question = f"Delete the fine-tuned model {model_id}? Its weights are removed for good."
+        question = (
+            f"Delete the fine-tuned model {visible(model_id)}? Its weights are removed for good."
+        )
         if not await app.push_screen_wait(ConfirmScreen(question, require_text=model_id)):
             return
         client = await app.api()

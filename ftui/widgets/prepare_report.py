@@ -18,6 +18,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from ftui.widgets.logprob_view import visible
+
 if TYPE_CHECKING:
     from ftui.prepare import PrepareError, Report
 
@@ -124,7 +126,7 @@ class PrepareReportView(Vertical):
         table = self._table
         table.clear()
         for f in report.findings:
-            first = f.message.split("\n", 1)[0]
+            first = visible(f.message.split("\n", 1)[0])
             table.add_row(self._marker(f.id, f.kind), kind_text(f.kind), first, key=f.id)
         if not report.findings:
             self._detail.update("No findings: the file can be used as it is.")
@@ -139,7 +141,7 @@ class PrepareReportView(Vertical):
         self.accepted = set()
         self._table.clear()
         self._summary.update("✖ the checks could not read this file")
-        self._detail.update(str(error))
+        self._detail.update(visible(str(error)))
         self.post_message(self.Changed(self))
 
     def show_message(self, text: str) -> None:
@@ -176,7 +178,7 @@ class PrepareReportView(Vertical):
             more = f" … and {len(f.rows) - 20} more" if len(f.rows) > 20 else ""
             unit = self.report.unit
             lines.append(f"{unit}s: {shown}{more}")
-        self._detail.update("\n".join(lines))
+        self._detail.update(visible("\n".join(lines)))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
