@@ -173,6 +173,8 @@ class Config:
     path: Path = field(default_factory=default_config_path)
     profiles: dict[str, Profile] = field(default_factory=dict)
     default_profile: str | None = None
+    # Binding id -> keys; kept so that saving profiles never drops the user's remapped keys.
+    keymap: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Config:
@@ -205,7 +207,11 @@ class Config:
                         )
                     )
                 profiles[name] = Profile(name=name, **table)
-        return cls(path=path, profiles=profiles, default_profile=default)
+            keymap = data.get("keymap") or {}
+        else:
+            keymap = {}
+        keymap = {k: v for k, v in keymap.items() if isinstance(v, str)}
+        return cls(path=path, profiles=profiles, default_profile=default, keymap=keymap)
 
     def save(self) -> None:
         """Write the file atomically (temp + rename, mode 0600); built-ins are left out."""
@@ -219,6 +225,9 @@ class Config:
             lines.append(f"[profiles.{_toml_key(name)}]")
             for key, value in profile.to_toml_table().items():
                 lines.append(f"{key} = {_toml_str(value)}")
+        if self.keymap:
+            lines += ["", "[keymap]"]
+            lines += [f"{_toml_key(k)} = {_toml_str(v)}" for k, v in sorted(self.keymap.items())]
         text = "\n".join(lines).lstrip("\n") + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")

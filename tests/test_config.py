@@ -169,3 +169,16 @@ def test_embedded_server_that_cannot_start_says_why(tmp_path):
     ) as info:
         ensure_local_server(tmp_path, python=str(fake))
     assert "server.log" in str(info.value)
+
+
+def test_saving_profiles_keeps_the_keymap(tmp_path):
+    from ftui.config import Config, Profile
+
+    path = tmp_path / "config.toml"
+    path.write_text('[keymap]\n"jobs.refresh" = "ctrl+r"\nquit = "ctrl+q"\n')
+    config = Config.load(path)
+    config.set_profile(Profile(name="work", base_url="http://127.0.0.1:9/v1"))
+    config.save()
+    again = Config.load(path)
+    assert again.keymap == {"jobs.refresh": "ctrl+r", "quit": "ctrl+q"}
+    assert again.get("work").base_url == "http://127.0.0.1:9/v1"

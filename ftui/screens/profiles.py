@@ -475,22 +475,4 @@ class ProfilesScreen(FtuiScreen):
 
 
 def save_config(config: Config) -> None:
-    """``config.save()``, keeping the file's ``[keymap]`` table (``Config.save`` writes only
-    the profiles and would drop it)."""
-    from ftui.keymap import read_keymap
-
-    keymap, _problems = read_keymap(config.path)
-    config.save()
-    if not keymap:
-        return
-    text = config.path.read_text(encoding="utf-8")
-    text += "\n[keymap]\n" + "".join(
-        f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in keymap.items()
-    )
-    tmp = config.path.with_name(f".{config.path.name}.{os.getpid()}.keymap.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, config.path)
+    config.save()  # keeps the file's [keymap] table
