@@ -37,7 +37,7 @@ from textual.signal import Signal
 
 from ftui.cache import Cache, ProfileCache
 from ftui.config import Config, ConfigError, Profile, cache_namespace
-from ftui.keymap import read_keymap
+from ftui.keymap import read_keymap, read_tui_settings
 from ftui.types import Job
 
 if TYPE_CHECKING:
@@ -118,12 +118,13 @@ class JobStore:
         return [j for j in self._jobs.values() if not j.is_terminal]
 
     def update(self, jobs: Iterable[Job], *, complete: bool = False) -> list[tuple[Job, str]]:
-        """Merge jobs in; return ``(job, old_status)`` for each job whose status changed."""
+        """Merge jobs in; return ``(job, old_status)`` for each job whose state changed."""
         changes: list[tuple[Job, str]] = []
         fresh = {j.id: j for j in jobs}
         for job in fresh.values():
             old = self._jobs.get(job.id)
-            if old is not None and old.status != job.status:
+            # by state: validating_files → queued is one "pending" to a person watching
+            if old is not None and old.state != job.state:
                 changes.append((job, old.status))
         if complete:
             self._jobs = fresh
@@ -188,12 +189,21 @@ class FtuiApp(App[None]):
         self._last_full_list = 0.0
         self._baseline = False  # True once the server's list has been seen in this session
         self._offline_reason: str | None = None
+        self._progress_dirty = False
         #: keyword arguments for the client (``connect``); tests may lower the retries
         self.client_options: dict[str, Any] = {"max_retries": 2}
         keymap, problems = read_keymap(self.config.path)
-        self._keymap_problems = problems
+        settings, more = read_tui_settings(self.config.path)
+        self._keymap_problems = problems + [m for m in more if m not in problems]
         if keymap:
             self.set_keymap(keymap)
+        theme = settings.get("theme")
+        if theme:
+            if theme in self.available_themes:
+                self.theme = theme
+            else:
+                known = ", ".join(sorted(self.available_themes))
+                self._keymap_problems.append(f"[tui] theme {theme!r} is unknown (known: {known})")
         self.animation_level = "none"
         for name, _t, module, cls, _k in SECTIONS:
             self.add_mode(name, _section_factory(module, cls))
@@ -220,6 +230,12 @@ class FtuiApp(App[None]):
         for message in self._start_warnings + self._keymap_problems:
             self.notify(message, severity="warning", timeout=10)
         self.switch_mode("jobs")
+        self.set_interval(1.0, self._publish_progress)
+
+    def _publish_progress(self) -> None:
+        if self._progress_dirty:
+            self._progress_dirty = False
+            self.jobs_changed.publish(None)
 
     def on_ready(self) -> None:
         # After the first frame (drawn from the cache): the rest of the cache, then the client.
@@ -415,7 +431,7 @@ class FtuiApp(App[None]):
             step, total = data.get("step"), data.get("total_steps")
             if isinstance(step, int) and event.type == "metrics":
                 self.progress[job_id] = (step, total if isinstance(total, int) else None)
-                self.jobs_changed.publish(None)
+                self._progress_dirty = True  # published at most once a second
             self.report_ok()
         self.poke_soon()
 

@@ -129,6 +129,16 @@ async def test_keymap_remaps_bindings_and_refuses_unreliable_keys(tmp_path):
         assert help_screen.for_screen.__class__ is JobsScreen
 
 
+async def test_theme_from_the_config(tmp_path):
+    app = make_offline_app(tmp_path, tui={"theme": "ansi-dark"})
+    assert app.theme == "ansi-dark"  # the terminal's own 16 colours
+    (tmp_path / "second").mkdir()
+    bad = make_offline_app(tmp_path / "second", tui={"theme": "no-such-theme"})
+    async with bad.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: any("no-such-theme" in n.message for n in bad._notifications))
+        assert bad.theme != "no-such-theme"
+
+
 async def test_command_palette_runs_screen_actions(tmp_path):
     app = make_offline_app(tmp_path, jobs=[job_json(1), job_json(2, "running")])
     async with app.run_test(size=(100, 30)) as pilot:

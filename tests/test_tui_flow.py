@@ -6,6 +6,7 @@ import json
 
 from textual.widgets import DataTable, Input
 
+from ftui.screens.console import ConsoleScreen
 from ftui.screens.job_detail import JobDetailScreen
 from ftui.screens.new_job import NewJobScreen
 from ftui.screens.results import ResultsScreen
@@ -21,7 +22,10 @@ async def type_into(pilot, selector: str, text: str) -> None:
     await pilot.press(*list(text))
 
 
-async def test_create_from_form_watch_it_finish_and_chart_it(server, tmp_path, make_training_file):
+async def test_create_from_form_watch_it_finish_and_chart_it(
+    server, tmp_path, make_training_file, monkeypatch
+):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the console's prompt history
     train = make_training_file(n=24)
     app = make_app(server, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -71,6 +75,23 @@ async def test_create_from_form_watch_it_finish_and_chart_it(server, tmp_path, m
 
         await pilot.press("y")
         assert app.clipboard == detail.job.fine_tuned_model
+        # the status change was announced: a notice, the bell, and OSC 9 for the desktop
+        await wait_for(
+            pilot,
+            lambda: any(
+                w.startswith("\x1b]9;") and job_id in w and "→ succeeded" in w
+                for w in app.terminal_writes
+            ),
+            message="the OSC 9 notification of the job's success",
+        )
+        assert "\a" in app.terminal_writes
+
+        await pilot.press("t")  # try the model: the console, side by side with its base
+        console = await wait_for_screen(pilot, ConsoleScreen)
+        assert console.initial_model == detail.job.fine_tuned_model
+        assert console.initial_compare == "ada"
+        await app.pop_screen()
+        await wait_for_screen(pilot, JobDetailScreen)
 
         await pilot.press("o")
         results = await wait_for_screen(pilot, ResultsScreen)

@@ -39,6 +39,7 @@ def write_config(
     extra_profiles: Mapping[str, Mapping[str, str]] | None = None,
     keymap: Mapping[str, str] | None = None,
     default_profile: str | None = None,
+    tui: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``tmp_path/config.toml`` with a profile for ``server`` (any object with
     ``base_url``, or a URL string) plus ``extra_profiles`` and a ``[keymap]`` table."""
@@ -56,6 +57,9 @@ def write_config(
     if keymap:
         lines.append("[keymap]")
         lines.extend(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in keymap.items())
+    if tui:
+        lines.append("[tui]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in tui.items())
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -71,6 +75,7 @@ def make_app(
     keymap: Mapping[str, str] | None = None,
     cache_path: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    tui: Mapping[str, str] | None = None,
 ) -> FtuiApp:
     """An :class:`FtuiApp` whose active profile ``profile`` points at ``server``.
 
@@ -85,6 +90,7 @@ def make_app(
         dialect=dialect,
         extra_profiles=extra_profiles,
         keymap=keymap,
+        tui=tui,
     )
     return FtuiApp(
         profile,
@@ -272,6 +278,7 @@ def make_offline_app(
     results: Mapping[str, list[dict[str, Any]]] | None = None,
     keymap: Mapping[str, str] | None = None,
     extra_profiles: Mapping[str, Mapping[str, str]] | None = None,
+    tui: Mapping[str, str] | None = None,
 ) -> FtuiApp:
     """An app whose profile ``offline`` points where no server listens, its cache seeded.
 
@@ -287,6 +294,7 @@ def make_offline_app(
         keymap=keymap,
         extra_profiles=extra_profiles,
         cache_path=cache_path,
+        tui=tui,
     )
     app.client_options = {"max_retries": 0}
     return app

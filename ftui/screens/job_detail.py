@@ -97,6 +97,7 @@ class JobDetailScreen(FtuiScreen):
     def __init__(self, job_id: str) -> None:
         super().__init__()
         self.job_id = job_id
+        self.title = f"Job {job_id}"  # before mount: the Header watches it once mounted
         self.job: Job | None = None
         self.checkpoints: list[Checkpoint] | None = None
         self.checkpoint_note = ""
@@ -125,7 +126,6 @@ class JobDetailScreen(FtuiScreen):
 
     def on_mount(self) -> None:
         self.job = self.ftui.jobs.get(self.job_id) or self._cached_job()
-        self.title = f"Job {self.job_id}"
         self._render_job()
         self.ftui.jobs_changed.subscribe(self, self._jobs_changed)
         self.set_interval(CHART_EVERY, self._maybe_redraw_chart)

@@ -261,6 +261,7 @@ class NewJobScreen(FtuiScreen):
     def __init__(self, training_file: str | None = None) -> None:
         super().__init__()
         self.initial_training = training_file
+        self.title = "New fine-tuning job"
         self.caps: dict[str, Any] | None = None
         self.file_ids: list[str] = []
         self.models: list[str] = []
@@ -325,7 +326,6 @@ class NewJobScreen(FtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "New fine-tuning job"
         cached = []
         try:
             cached = self.ftui.cache.list_models()

@@ -74,6 +74,7 @@ class ResultsScreen(FtuiScreen):
     def __init__(self, job_ids: list[str]) -> None:
         super().__init__()
         self.job_ids: list[str] = list(dict.fromkeys(job_ids))
+        self.title = "Results"
         self.rows: dict[str, list[Mapping[str, Any]]] = {}
         self.columns: dict[str, Columns] = {}
         self._ema_cache: dict[tuple, list[float]] = {}
@@ -99,7 +100,6 @@ class ResultsScreen(FtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Results"
         for job_id in self.job_ids:
             self._load(job_id)
         self.redraw()

@@ -58,6 +58,9 @@ def _figure():
     import plotext
     from plotext._plotter.plot import plot_class
 
+    # plotext caps a plot at the size of the terminal it finds (less a prompt line); the widget
+    # decides the size here, so switch that off.
+    plotext.terminal.limit(False, False)
     return plot_class(plotext.terminal)
 
 
