@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import signal
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -89,8 +93,6 @@ def test_legacy_job_end_to_end(client, server, training_file):
     model = done["fine_tuned_model"]
     assert messages[6] == f"Uploaded model: {model}"
     # The name's timestamp is the UTC time of the "Uploaded model" event.
-    import time
-
     stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(events[6]["created_at"]))
     assert model.endswith(stamp)
     assert done["hyperparams"]["n_epochs"] == 2
@@ -482,3 +484,63 @@ def test_job_resumes_after_the_server_is_killed(server_factory, make_training_fi
         rows = _results(c, done["result_files"][0])
         assert [int(r["step"]) for r in rows] == list(range(1, 401))
         assert done["fine_tuned_model"] in {m["id"] for m in c.get("/models").json()["data"]}
+
+
+def _training_pid(job_id: str) -> int:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"ftui.server.train" in cmdline and job_id.encode() in cmdline:
+                return int(entry.name)
+    raise AssertionError(f"no training process for {job_id}")
+
+
+def test_killed_training_process_resumes_from_its_checkpoint(client, make_training_file):
+    tf = upload(client, make_training_file(n=100, name="ckpt.jsonl"))
+    job = client.post(
+        "/fine_tuning/jobs",
+        json={
+            "model": "tiny",
+            "training_file": tf["id"],
+            "seed": 3,
+            "hyperparameters": {"n_epochs": 4, "batch_size": 4},
+        },
+    ).json()
+    for payload in sse_lines(client, job["id"]):
+        if payload.startswith("{") and "Checkpoint created at step 25" in payload:
+            break
+    os.kill(_training_pid(job["id"]), signal.SIGKILL)
+    messages = _messages(follow(client, job["id"]))
+    done = client.get(f"/fine_tuning/jobs/{job['id']}").json()
+    assert done["status"] == "succeeded", messages
+    assert any(
+        m.startswith(
+            "The training process was killed by signal 9; it resumes from the checkpoint at step "
+        )
+        for m in messages
+    ), messages
+    steps = [m.split(":")[0] for m in messages if m.startswith("Step ")]
+    assert steps == [f"Step {k}/100" for k in range(1, 101)]
+    rows = _results(client, done["result_files"][0])
+    assert [int(r["step"]) for r in rows] == list(range(1, 101))
+
+    checkpoints = client.get(f"/fine_tuning/jobs/{job['id']}/checkpoints").json()
+    assert [c["step_number"] for c in checkpoints["data"]] == [100, 75, 50]  # the last three
+    newest = checkpoints["data"][0]
+    assert newest["object"] == "fine_tuning.job.checkpoint"
+    assert newest["fine_tuned_model_checkpoint"] == f"{done['fine_tuned_model']}:ckpt-step-100"
+    assert newest["metrics"]["step"] == 100
+    # A checkpoint is usable as a model.
+    completion = client.post(
+        "/completions",
+        json={
+            "model": newest["fine_tuned_model_checkpoint"],
+            "prompt": "good ->",
+            "max_tokens": 2,
+            "temperature": 0,
+        },
+    )
+    assert completion.status_code == 200, completion.text

@@ -59,6 +59,7 @@ class RunningJob:
     paused_step: int | None = None
     cancelled: bool = False
     pausing: bool = False
+    started: bool = False  # the child has installed its pause handler (it said "started")
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -331,6 +332,8 @@ class Runner:
             if running:
                 running.total_steps = msg.get("total_steps")
             job.hyperparams = {k: msg[k] for k in HYPERPARAM_KEYS}
+        elif kind == "started" and running:
+            running.started = True
         elif kind == "step":
             self._on_step(job, running, msg)
         elif kind == "epoch" and msg["epoch"] > job.max_epoch:
@@ -549,8 +552,13 @@ class Runner:
             self._save(job)
             return job
         running.pausing = True
-        with contextlib.suppress(ProcessLookupError):
-            running.process.send_signal(signal.SIGUSR1)
+        if running.started:
+            with contextlib.suppress(ProcessLookupError):
+                running.process.send_signal(signal.SIGUSR1)
+        else:
+            # Still loading: nothing trained in this run yet, so stopping loses nothing, and
+            # SIGUSR1 before the child's handler exists would kill it anyway.
+            await self._terminate(running.process)
         try:
             await asyncio.wait_for(running.done.wait(), PAUSE_TIMEOUT_SECONDS)
         except TimeoutError:
