@@ -36,7 +36,7 @@ from ftui.types import FileObject, Job, JobEvent, Model, ResultRow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     profile TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS meta (
 CREATE TABLE IF NOT EXISTS jobs (
     profile TEXT NOT NULL, id TEXT NOT NULL, created_at INTEGER, json TEXT NOT NULL,
     seen_at REAL NOT NULL, PRIMARY KEY (profile, id));
+CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (profile, created_at DESC);
 CREATE TABLE IF NOT EXISTS events (
     profile TEXT NOT NULL, job_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT,
     json TEXT NOT NULL, PRIMARY KEY (profile, job_id, seq));
@@ -107,6 +108,8 @@ class Cache:
             if target != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
+            # A damaged page is not always hit by the first queries, so scan once at open
+            # (~70 ms for a 60 MB cache).
             check = conn.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check and check[0]}")
@@ -258,12 +261,13 @@ class ProfileCache:
         )
         return Job.from_api(json.loads(row[0])) if row else None
 
-    def list_jobs(self) -> list[Job]:
-        """Cached jobs, newest first."""
+    def list_jobs(self, limit: int | None = None) -> list[Job]:
+        """Cached jobs, newest first (the newest `limit` of them when given)."""
         rows = self.cache._run(
             lambda c: c.execute(
-                "SELECT json FROM jobs WHERE profile=? ORDER BY created_at DESC, rowid DESC",
-                (self.name,),
+                "SELECT json FROM jobs WHERE profile=? ORDER BY created_at DESC, rowid DESC "
+                "LIMIT ?",
+                (self.name, -1 if limit is None else limit),
             ).fetchall()
         )
         return [Job.from_api(json.loads(r[0])) for r in rows]

@@ -193,3 +193,26 @@ def test_two_processes_write_at_once(tmp_path):
         # Every write landed; none was doubled; positions stayed contiguous.
         assert len(stored) >= 150
         assert stored == [event(i) for i in range(len(stored))]
+
+
+def test_list_jobs_can_return_only_the_newest(tmp_path):
+    from ftui.types import Job
+
+    with Cache(tmp_path / "c.sqlite3") as cache:
+        p = cache.profile("p")
+        p.put_jobs(
+            [
+                Job.from_api(
+                    {
+                        "id": f"ftjob-{i}",
+                        "object": "fine_tuning.job",
+                        "created_at": i,
+                        "status": "succeeded",
+                        "model": "ada",
+                    }
+                )
+                for i in range(5)
+            ]
+        )
+        assert [j.id for j in p.list_jobs(limit=2)] == ["ftjob-4", "ftjob-3"]
+        assert len(p.list_jobs()) == 5
