@@ -312,7 +312,12 @@ class FtuiApp(App[None]):
             text = f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror}"
         else:
             text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        self.notify(f"{what}: {text}", title="Error", severity="error", timeout=8, markup=False)
+        from ftui.widgets.logprob_view import visible
+
+        # Server messages are shown as text, control characters as symbols (no terminal escapes).
+        self.notify(
+            visible(f"{what}: {text}"), title="Error", severity="error", timeout=8, markup=False
+        )
 
     def _set_offline(self, reason: str) -> None:
         self._offline_reason = reason

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Header, Static
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.chart import Line, MetricChart
 from ftui.widgets.event_log import EventLog
+from ftui.widgets.logprob_view import visible
 from ftui.widgets.status import status_text
 
 if TYPE_CHECKING:
@@ -181,7 +182,8 @@ class JobDetailScreen(FtuiScreen):
         reason = self._failure_reason()
         banner.set_class(reason is None, "-hidden")
         if reason is not None:
-            banner.update(Text(f"✖ FAILED: {reason}", style="bold"))
+            # The reason comes from the server: never let it send escape codes to the terminal.
+            banner.update(Text(f"✖ FAILED: {visible(reason)}", style="bold"))
 
     def _file_name(self, file_id: str | None) -> str:
         if not file_id:
