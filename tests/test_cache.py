@@ -216,3 +216,14 @@ def test_list_jobs_can_return_only_the_newest(tmp_path):
         )
         assert [j.id for j in p.list_jobs(limit=2)] == ["ftjob-4", "ftjob-3"]
         assert len(p.list_jobs()) == 5
+
+
+def test_a_cleanly_closed_cache_skips_the_integrity_scan_and_a_touched_one_does_not(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    with Cache(path) as cache:
+        cache.profile("p").set_meta("k", 1)
+    probe = Cache.__new__(Cache)
+    probe.path = path
+    assert probe._closed_cleanly() is True
+    path.write_bytes(path.read_bytes())  # changed behind our back (new mtime)
+    assert probe._closed_cleanly() is False
