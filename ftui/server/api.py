@@ -143,16 +143,7 @@ class Server:
             records.reverse()
         page, has_more = _page(records, request, default_limit=10_000, key=lambda r: r.id)
         data = [views.file_json(r) for r in page]
-        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": data,
-                "first_id": first,
-                "last_id": last,
-                "has_more": has_more,
-            }
-        )
+        return _cursor_list(data, has_more)
 
     async def get_file(self, request: Request) -> Response:
         return JSONResponse(views.file_json(self.file_or_404(request.path_params["file_id"])))
@@ -305,16 +296,7 @@ class Server:
         checkpoints = list(reversed(self.store.checkpoints(job.id)))  # newest first
         page, has_more = _page(checkpoints, request, default_limit=10, key=lambda c: c.id)
         data = [views.checkpoint_json(c) for c in page]
-        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": data,
-                "first_id": first,
-                "last_id": last,
-                "has_more": has_more,
-            }
-        )
+        return _cursor_list(data, has_more)
 
     async def current_events(self, request: Request) -> Response:
         job = self.job_or_404(request.path_params["job_id"])
@@ -383,6 +365,13 @@ def _page(items: list, request: Request, *, default_limit: int, key) -> tuple[li
             raise bad_request(f"No such object for 'after': {after}", param="after")
         items = items[ids.index(after) + 1 :]
     return items[:limit], len(items) > limit
+
+
+def _cursor_list(data: list[dict[str, Any]], has_more: bool) -> JSONResponse:
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return JSONResponse(
+        {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}
+    )
 
 
 def _error_response(exc: APIError) -> JSONResponse:

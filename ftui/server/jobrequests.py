@@ -141,22 +141,16 @@ def legacy_job(store: Store, body: dict[str, Any], organization_id: str, default
         requested["lora"] = nested.get("lora")
     requested["prompt_loss_weight"] = params.number(body, "prompt_loss_weight", 0.0, 1.0)
     requested.update(_classification(body))
-    _check_file(store, training_file, "training_file")
-    _check_file(store, validation_file, "validation_file")
-    _check_model(store, model)
-    created = now()
-    return JobRecord(
-        id=new_id("ft-"),
+    return _record(
+        store,
+        body,
         dialect="legacy",
-        created_at=created,
-        updated_at=created,
         status="queued",
         model=model,
         training_file=training_file,
         validation_file=validation_file,
         params=requested,
         suffix=suffix,
-        seed=_seed(body),
         organization_id=organization_id,
     )
 
@@ -183,23 +177,33 @@ def current_job(store: Store, body: dict[str, Any], organization_id: str):
     integrations = body.get("integrations")
     if integrations is not None and (not isinstance(integrations, list) or len(integrations) > 5):
         raise bad_request("'integrations' must be a list of at most 5 items.", param="integrations")
-    _check_file(store, training_file, "training_file")
-    _check_file(store, validation_file, "validation_file")
-    _check_model(store, model)
-    created = now()
-    return JobRecord(
-        id=new_id("ftjob-"),
+    return _record(
+        store,
+        body,
         dialect="current",
-        created_at=created,
-        updated_at=created,
         status="validating_files",
         model=model,
         training_file=training_file,
         validation_file=validation_file,
         params=requested,
         suffix=suffix,
-        seed=_seed(body),
         organization_id=organization_id,
         metadata=metadata,
         integrations=integrations,
+    )
+
+
+def _record(store: Store, body: dict[str, Any], *, dialect: str, **fields: Any) -> JobRecord:
+    """The checks both dialects share, then the new job."""
+    _check_file(store, fields["training_file"], "training_file")
+    _check_file(store, fields["validation_file"], "validation_file")
+    _check_model(store, fields["model"])
+    created = now()
+    return JobRecord(
+        id=new_id("ft-" if dialect == "legacy" else "ftjob-"),
+        dialect=dialect,
+        created_at=created,
+        updated_at=created,
+        seed=_seed(body),
+        **fields,
     )
