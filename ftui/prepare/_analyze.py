@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import operator
 import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from . import _text, _tokens
@@ -343,7 +345,11 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
     invalid_set = set(invalid)
     empty = []
     if "" in completions:
-        empty = [i for i, c in enumerate(completions) if not c and i not in invalid_set]
+        empty = [
+            i
+            for i in compress(range(len(completions)), map(operator.not_, completions))
+            if i not in invalid_set
+        ]
     if empty:
         rows = _pick(locs, empty)
         findings.append(

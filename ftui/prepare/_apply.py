@@ -27,6 +27,7 @@ POSITIVE_WORDS = frozenset(
     ["positive", "pos", "yes", "y", "true", "t", "1", "good", "correct", "relevant"]
 )
 MAX_NAME_TRIES = 10_000
+_FADVISE = hasattr(os, "posix_fadvise") and hasattr(os, "POSIX_FADV_DONTNEED")
 
 
 class Written(list):
@@ -488,11 +489,18 @@ def _write_all(
 def _write_temp(folder: str, stem: str, chunks: Iterator[str]) -> str:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            offset = 0
             for chunk in chunks:
-                f.write(chunk.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+                data = memoryview(chunk.encode("utf-8"))
+                start = offset
+                while data:
+                    done = f.write(data)
+                    data = data[done:]
+                    offset += done
+                if _FADVISE:  # start writing it to disk now, so the final sync has little to do
+                    os.posix_fadvise(fd, start, offset - start, os.POSIX_FADV_DONTNEED)
+            os.fsync(fd)
     except BaseException:
         os.unlink(tmp)
         raise
