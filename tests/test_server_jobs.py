@@ -544,3 +544,14 @@ def test_killed_training_process_resumes_from_its_checkpoint(client, make_traini
         },
     )
     assert completion.status_code == 200, completion.text
+    # ...and as the base of a new job (continue training from a checkpoint).
+    again = client.post(
+        "/fine_tuning/jobs",
+        json={
+            "model": newest["fine_tuned_model_checkpoint"],
+            "training_file": tf["id"],
+            "hyperparameters": {"n_epochs": 1, "batch_size": 50},
+        },
+    ).json()
+    follow(client, again["id"])
+    assert client.get(f"/fine_tuning/jobs/{again['id']}").json()["status"] == "succeeded"
