@@ -65,14 +65,6 @@ FIRST_FRAME_JOBS = 500
 MAX_WATCHED = 8
 
 
-def _takes_limit(fn: Callable[..., Any]) -> bool:
-    import inspect
-
-    try:
-        return "limit" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
 
 def _load_screen_class(module: str, cls: str) -> type[Screen]:
     return getattr(importlib.import_module(module), cls)
@@ -212,9 +204,7 @@ class FtuiApp(App[None]):
     # -- start-up and shut-down ---------------------------------------------------------------
     def _read_cached_jobs(self, limit: int | None = None) -> list[Job]:
         try:
-            if limit is not None and _takes_limit(self.cache.list_jobs):
-                return self.cache.list_jobs(limit=limit)  # type: ignore[call-arg]
-            return self.cache.list_jobs()
+            return self.cache.list_jobs(limit=limit)
         except Exception:  # noqa: BLE001 - a damaged cache never stops the first frame
             return []
 
