@@ -239,7 +239,8 @@ async def test_api_key_is_sent_and_never_leaks(server_factory, tmp_path, caplog)
 
 async def test_pause_resume_and_checkpoints(server, make_training_file):
     async with make(server.base_url, dialect="current") as client:
-        f = await client.files.create(make_training_file(n=60, name="pause.jsonl"))
+        # Long enough (600 steps) that the pause lands well before the last step.
+        f = await client.files.create(make_training_file(n=300, name="pause.jsonl"))
         job = await client.jobs.create(f.id, "tiny", n_epochs=2, batch_size=1)
         events = []
         paused = resumed = None
@@ -262,7 +263,7 @@ async def test_pause_resume_and_checkpoints(server, make_training_file):
     assert [e.id for e in events] == [e.id for e in truth]
     assert any("resumed" in e.message for e in events)
     steps = [c.step_number for c in checkpoints]
-    assert steps == sorted(steps, reverse=True) and steps[0] == 120
+    assert steps == sorted(steps, reverse=True) and steps[0] == 600
     for c in checkpoints:
         assert c.fine_tuning_job_id == job.id
         assert c.fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-{c.step_number}"
