@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ftui.prepare import PrepareError, _text, analyze, apply
@@ -40,10 +40,12 @@ def run_everything(path: Path) -> None:
     out_dir.mkdir(exist_ok=True)
     written = apply(report, True, output=out_dir)
     for p in written:
-        for line in p.read_text(encoding="utf-8").splitlines():
-            assert check_record(json.loads(line)) is None
-        rows = [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines()]
-        assert len(rows) > 0
+        # JSONL lines end at "\n" only: str.splitlines() would also split inside strings that
+        # hold U+0085 or U+2028, which JSON allows unescaped.
+        lines = p.read_text(encoding="utf-8").split("\n")
+        assert lines[-1] == ""
+        rows = [json.loads(line) for line in lines[:-1]]
+        assert rows and all(check_record(row) is None for row in rows)
     assert not [n for n in os.listdir(out_dir) if n.endswith(".tmp")]
 
 
@@ -83,6 +85,7 @@ records = st.lists(st.dictionaries(keys, json_values, max_size=4), min_size=1, m
 
 @SETTINGS
 @given(rows=records, layout=st.sampled_from(["jsonl", "json"]))
+@example(rows=[{"completion": "\x85", "prompt": None}], layout="jsonl")  # NEL inside a string
 def test_arbitrary_records(rows, layout):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"in.{layout}"
