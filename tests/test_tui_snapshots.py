@@ -69,6 +69,17 @@ async def settle(pilot, ready=lambda app: True) -> None:
     await pilot.pause()
 
 
+async def stable_frames(pilot, needed: int = 3) -> None:
+    deadline = time.monotonic() + 10
+    last, same = None, 0
+    while same < needed:
+        assert time.monotonic() < deadline, "the screen kept changing"
+        await pilot.pause(0.05)
+        frame = pilot.app.export_screenshot()
+        same = same + 1 if frame == last else 0
+        last = frame
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_jobs(snap_compare, tmp_path, size):
     assert snap_compare(app(tmp_path), terminal_size=size, run_before=settle)
@@ -89,6 +100,10 @@ def test_job_detail(snap_compare, tmp_path, size):
             )
 
         await settle(pilot, ready)
+        # The log settles its scroll position and scrollbar over a few frames after its last
+        # write: pin it to the end, then wait until consecutive frames are the same.
+        pilot.app.screen.query_one("EventLog").scroll_end(animate=False)
+        await stable_frames(pilot)
 
     assert snap_compare(app(tmp_path), terminal_size=size, run_before=run_before)
 
