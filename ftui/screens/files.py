@@ -24,7 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Label, Log, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from ftui.widgets.base import FtuiScreen, StaleNotice
+from ftui.widgets.base import StaleNotice, TableScreen
 from ftui.widgets.file_path_input import PathInput
 from ftui.widgets.logprob_view import visible
 from ftui.widgets.prepare_report import PrepareReportView
@@ -488,7 +488,7 @@ class UploadScreen(ModalScreen["list[FileObject] | None"]):
 # --------------------------------------------------------------------------- the screen
 
 
-class FilesScreen(FtuiScreen):
+class FilesScreen(TableScreen):
     """The files of the active profile."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -614,19 +614,9 @@ class FilesScreen(FtuiScreen):
             return None
         return True
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
-        self.refresh_bindings()
-
     @on(DataTable.RowSelected, "#files-table")
     def _selected(self) -> None:
         self.action_preview()
-
-    def action_cursor(self, delta: int) -> None:
-        if delta > 0:
-            self.table.action_cursor_down()
-        else:
-            self.table.action_cursor_up()
 
     def action_refresh(self) -> None:
         self.refresh_files(quiet=False)

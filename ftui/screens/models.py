@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
-from ftui.widgets.base import FtuiScreen, StaleNotice
+from ftui.widgets.base import StaleNotice, TableScreen
 from ftui.widgets.logprob_view import visible
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def sort_models(models: list[Model]) -> list[Model]:
     return tuned + base
 
 
-class ModelsScreen(FtuiScreen):
+class ModelsScreen(TableScreen):
     """Fine-tuned and base models; delete (type the name), open in the console."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -213,19 +213,9 @@ class ModelsScreen(FtuiScreen):
                 return None
         return True
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
-        self.refresh_bindings()
-
     @on(DataTable.RowSelected, "#models-table")
     def _selected(self) -> None:
         self.action_console()
-
-    def action_cursor(self, delta: int) -> None:
-        if delta > 0:
-            self.table.action_cursor_down()
-        else:
-            self.table.action_cursor_up()
 
     def action_refresh(self) -> None:
         self._refresh(quiet=False)

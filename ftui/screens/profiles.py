@@ -25,7 +25,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
 
 from ftui.config import BUILTIN_PROFILES, DIALECTS, ConfigError, Profile
-from ftui.widgets.base import FtuiScreen
+from ftui.widgets.base import TableScreen
 
 if TYPE_CHECKING:
     from ftui.config import Config
@@ -236,7 +236,7 @@ class ProfileForm(ModalScreen["Profile | None"]):
 # --------------------------------------------------------------------------- the screen
 
 
-class ProfilesScreen(FtuiScreen):
+class ProfilesScreen(TableScreen):
     """Every profile: active marker, server, reachability, key source; switch, add, edit."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -388,19 +388,9 @@ class ProfilesScreen(FtuiScreen):
             return None
         return True
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
-        self.refresh_bindings()
-
     @on(DataTable.RowSelected, "#profiles-table")
     def _selected(self) -> None:
         self.action_switch()
-
-    def action_cursor(self, delta: int) -> None:
-        if delta > 0:
-            self.table.action_cursor_down()
-        else:
-            self.table.action_cursor_up()
 
     def action_switch(self) -> None:
         name = self.selected_name()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from textual import on
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
@@ -31,6 +32,24 @@ class FtuiScreen(Screen):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             name = event.worker.name or event.worker.group
             self.ftui.report_error(event.worker.error, self.WORKER_WHAT.get(name, name))
+
+
+class TableScreen(FtuiScreen):
+    """A section screen built around one DataTable (`table`): j/k move, bindings follow the row."""
+
+    @property
+    def table(self) -> DataTable:
+        raise NotImplementedError
+
+    def action_cursor(self, delta: int) -> None:
+        if delta > 0:
+            self.table.action_cursor_down()
+        else:
+            self.table.action_cursor_up()
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self.refresh_bindings()  # actions that need a selected row show or grey out
 
 
 class StaleNotice(Static):
