@@ -14,7 +14,7 @@ The config file is TOML at ``<user config dir>/ftui/config.toml``::
 Keys never live in this file: a profile names an environment variable or a 0600 key file.
 A profile without ``base_url`` is the embedded server: ``local`` is built in, and ftui starts
 ``ftui serve`` itself (loopback, free port, data dir under the user data dir) when it is used and
-no server is running.
+no server is running (:mod:`ftui.local_server`).
 
 Which profile is used when none is named (no ``--profile``, no ``FTUI_PROFILE``):
 ``OPENAI_BASE_URL`` set → the ad-hoc ``env`` profile (that URL, key from ``OPENAI_API_KEY``);
@@ -25,14 +25,10 @@ unless it names that variable, so a key is only ever sent where a profile says i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import stat
-import subprocess
-import sys
-import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -61,15 +57,6 @@ def default_config_path() -> Path:
 
 def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP))
-
-
-def mask_key(key: str | None) -> str:
-    """What may be shown of a key: its prefix and last four characters."""
-    if not key:
-        return "(none)"
-    if len(key) <= 8:
-        return "****"
-    return f"{key[:3]}…{key[-4:]}"
 
 
 @dataclass(frozen=True)
@@ -300,109 +287,3 @@ def _toml_key(name: str) -> str:
 
 def _safe_filename(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "profile"
-
-
-# --- the embedded server -------------------------------------------------------------------------
-
-SERVE_ARGS = ("-m", "ftui", "serve")
-
-
-def _healthy(base_url: str, timeout: float = 2.0) -> bool:
-    import httpx
-
-    try:
-        r = httpx.get(f"{base_url}/models", timeout=timeout, trust_env=False)
-    except httpx.HTTPError:
-        return False
-    try:
-        return r.status_code == 200 and "data" in r.json()
-    except ValueError:
-        return False
-
-
-def ensure_local_server(
-    directory: Path | None = None, *, timeout: float = 90.0, python: str | None = None
-) -> str:
-    """Return the base URL of the embedded server, starting ``ftui serve`` if none is running.
-
-    The server's port and pid are kept in ``<directory>/local-server.json``; a lock file makes
-    two ftui processes starting at once share one server. The server's data lives in
-    ``<directory>/server`` and its log in ``<directory>/server.log``.
-    """
-    import fcntl
-
-    directory = Path(directory) if directory else data_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    state_path = directory / "local-server.json"
-    with open(directory / "local-server.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            state = json.loads(state_path.read_text())
-            base_url = f"http://127.0.0.1:{int(state['port'])}/v1"
-            if _healthy(base_url):
-                return base_url
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        server_dir = directory / "server"
-        server_dir.mkdir(parents=True, exist_ok=True)
-        log_path = directory / "server.log"
-        with open(log_path, "ab") as log:
-            start = log.tell()
-            proc = subprocess.Popen(
-                [
-                    python or sys.executable,
-                    *SERVE_ARGS,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--data-dir",
-                    str(server_dir),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            port = _announced_port(log_path, start)
-            if port is not None:
-                base_url = f"http://127.0.0.1:{port}/v1"
-                tmp = state_path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"port": port, "pid": proc.pid}))
-                os.replace(tmp, state_path)
-                return base_url
-            if proc.poll() is not None:
-                raise ConfigError(
-                    f"the embedded server (ftui serve) exited with status {proc.returncode}; "
-                    f"is the 'local' extra installed (pip install 'ftui[local]')? "
-                    f"Log {log_path}:\n{_tail(log_path)}"
-                )
-            time.sleep(0.1)  # a child process's log line: there is nothing to await on
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        raise ConfigError(
-            f"the embedded server did not start within {timeout:.0f}s; see {log_path}"
-        )
-
-
-READY_MARK = "ftui serve: listening on http://127.0.0.1:"
-
-
-def _announced_port(log_path: Path, start: int) -> int | None:
-    """The port ``ftui serve`` announced in its log after offset ``start``, if it has yet."""
-    with open(log_path, "rb") as fh:
-        fh.seek(start)
-        for line in fh.read().decode(errors="replace").splitlines():
-            if line.startswith(READY_MARK):
-                return int(line[len(READY_MARK) :].split("/", 1)[0])
-    return None
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Dialect = Literal["legacy", "current"]
+from ftui import dialects
+from ftui.dialects import Dialect
 
 #: Status strings of both dialects mapped onto one vocabulary (``Job.state``).
 _STATE = {
@@ -291,7 +292,7 @@ class Model(_Base):
 
     @property
     def is_fine_tuned(self) -> bool:
-        return self.id.startswith("ft:") or ":ft-" in self.id
+        return dialects.is_fine_tuned(self.id)
 
     @classmethod
     def from_api(cls, d: Mapping[str, Any]) -> Model:

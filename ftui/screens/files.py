@@ -30,7 +30,6 @@ from ftui.widgets.logprob_view import visible
 from ftui.widgets.prepare_report import PrepareReportView
 
 if TYPE_CHECKING:
-    from ftui.client import Client
     from ftui.prepare import Report
     from ftui.types import FileObject
 
@@ -91,32 +90,6 @@ def file_row(f: FileObject) -> tuple:
         visible(f.purpose),
         visible(f.id),
     )
-
-
-async def read_head(client: Client, file_id: str, limit: int = PREVIEW_BYTES) -> tuple[bytes, bool]:
-    """The first ``limit`` bytes of a file's content and whether there is more.
-
-    Streams the download and stops reading once it has enough, so previewing a file of several
-    GB costs 64 KiB. (Uses the client's streaming request; it raises the client's errors.)
-    """
-    import httpx
-
-    from ftui.client import APIConnectionError, _seg
-
-    response = await client._send("GET", f"/files/{_seg(file_id)}/content", stream=True)
-    buf = bytearray()
-    more = False
-    try:
-        async for chunk in response.aiter_bytes():
-            buf.extend(chunk)
-            if len(buf) > limit:
-                more = True
-                break
-    except httpx.TransportError as exc:
-        raise APIConnectionError(f"preview of {file_id} broke: {type(exc).__name__}") from None
-    finally:
-        await response.aclose()
-    return bytes(buf[:limit]), more
 
 
 def preview_lines(data: bytes, more: bool, n: int = PREVIEW_LINES) -> list[str]:
@@ -210,7 +183,7 @@ class PreviewScreen(ModalScreen[None]):
         foot = self.query_one("#preview-foot", Static)
         try:
             client = await app.api()
-            data, more = await read_head(client, self.file.id)
+            data, more = await client.files.head(self.file.id, PREVIEW_BYTES)
         except APIError as exc:
             foot.update(f"✖ could not load the file: {exc}")
             app.report_error(exc, f"Previewing {self.file.id}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,10 @@ from textual.widgets import (
     Static,
 )
 
+from ftui import dialects
+from ftui.client.jobs import JobChoices, JobPlan, plan_create
 from ftui.widgets.base import FtuiScreen
 
-LEGACY_SUFFIX_MAX = 40
-CURRENT_SUFFIX_MAX = 64
 PREFERRED_MODELS = ("ada", "babbage-002", "davinci-002", "babbage", "curie", "davinci")
 
 
@@ -81,59 +81,53 @@ def complete_path(value: str) -> str | None:
 
 @dataclass
 class JobRequest:
-    """The request the form will send, and what is wrong with it."""
+    """The request the form will send (the client's plan of it), and what is wrong with it."""
 
-    path: str
-    body: dict[str, Any]
+    choices: JobChoices
+    plan: JobPlan
     problems: list[tuple[str, str]] = field(default_factory=list)  # (field id, message)
-    uploads: dict[str, str] = field(default_factory=dict)  # body key → local path
+    uploads: dict[str, str] = field(default_factory=dict)  # choice field → local path
+
+    @property
+    def path(self) -> str:
+        return self.plan.path
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.plan.body
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _int(value: str, field_id: str, what: str, problems: list, lo: int = 1) -> int | None:
+def _number(
+    value: str, field_id: str, what: str, problems: list, key: str, integer: bool = True
+) -> Any:
+    """A typed number within the server's limits for ``key`` (None when left empty)."""
     value = value.strip()
     if not value:
         return None
     try:
-        n = int(value)
+        x = int(value) if integer else float(value)
     except ValueError:
-        problems.append((field_id, f"{what} must be a whole number, not {value!r}"))
+        kind = "a whole number" if integer else "a number"
+        problems.append((field_id, f"{what} must be {kind}, not {value!r}"))
         return None
-    if n < lo:
-        problems.append((field_id, f"{what} must be at least {lo}"))
-    return n
-
-
-def _float(value: str, field_id: str, what: str, problems: list, lo: float = 0.0) -> float | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        x = float(value)
-    except ValueError:
-        problems.append((field_id, f"{what} must be a number, not {value!r}"))
-        return None
-    if x < lo or x != x:
-        problems.append((field_id, f"{what} must be at least {lo:g}"))
+    bound = dialects.LIMITS[key]
+    if x != x or not bound.holds(x):
+        problems.append((field_id, f"{what} must be {bound.describe()}"))
     return x
 
 
-def suffix_check(suffix: str, legacy: bool) -> tuple[bool, str]:
+def suffix_check(suffix: str, dialect: dialects.Dialect) -> tuple[bool, str]:
     """(ok, message) for a suffix as typed: its length limit and how it will appear."""
-    import re
-
-    limit = LEGACY_SUFFIX_MAX if legacy else CURRENT_SUFFIX_MAX
+    limit = dialects.suffix_max(dialect)
     if not suffix:
         return True, f"optional, ≤{limit} characters, goes into the model's name"
     if len(suffix) > limit:
         return False, f"✖ {len(suffix)}/{limit} characters: too long"
-    if legacy:
-        shown = re.sub(r"[\W_]+", "-", suffix).strip("-").lower()
-    else:
-        shown = re.sub(r"[^A-Za-z0-9_-]+", "-", suffix).strip("-")
+    shown = dialects.normalize_suffix(suffix, dialect)
     if not shown:
         return False, "✖ no letters or digits: the name would have an empty suffix"
     note = f"✔ {len(suffix)}/{limit}"
@@ -143,10 +137,11 @@ def suffix_check(suffix: str, legacy: bool) -> tuple[bool, str]:
 
 
 def build_request(values: dict[str, Any], caps: dict[str, Any] | None) -> JobRequest:
-    """The endpoint and body ``ftui.client.Client.jobs.create`` will send for these values.
+    """Read the form's ``values`` into the client's :class:`JobChoices` and plan the request
+    the client will send for them (:func:`ftui.client.plan_create`); collect what is wrong.
 
-    Mirrors the client: legacy-only options (prompt loss weight, classification metrics) go to
-    ``/v1/fine-tunes`` when the server has it; everything else to the profile's dialect.
+    ``caps`` are the client's capabilities; before they are known the form assumes a server
+    with both dialects (and ``_create`` re-plans with the real ones before sending).
     """
     problems: list[tuple[str, str]] = []
     uploads: dict[str, str] = {}
@@ -167,32 +162,18 @@ def build_request(values: dict[str, Any], caps: dict[str, Any] | None) -> JobReq
         problems.append((field_id, f"{value}: not an uploaded file id nor an existing file"))
         return value
 
+    def number(key: str, field_id: str, what: str, integer: bool = True) -> Any:
+        return _number(str(values.get(key) or ""), field_id, what, problems, key, integer)
+
     training = file_ref("training_file", "nj-training", True)
     validation = file_ref("validation_file", "nj-validation", False)
     model = str(values.get("model") or "").strip()
     if not model:
         problems.append(("nj-model", "pick a base model"))
-    n_epochs = _int(values.get("n_epochs", ""), "nj-epochs", "epochs", problems)
-    batch_size = _int(values.get("batch_size", ""), "nj-batch", "batch size", problems)
-    lr = _float(
-        values.get("learning_rate_multiplier", ""), "nj-lr", "learning rate multiplier", problems
-    )
-    if lr is not None and lr <= 0:
-        problems.append(("nj-lr", "learning rate multiplier must be above 0"))
-    plw = _float(values.get("prompt_loss_weight", ""), "nj-plw", "prompt loss weight", problems)
-    if plw is not None and plw > 1:
-        problems.append(("nj-plw", "prompt loss weight must be between 0 and 1"))
-    seed = _int(values.get("seed", ""), "nj-seed", "seed", problems, lo=0)
     classify = bool(values.get("compute_classification_metrics"))
     n_classes = positive = betas = None
     if classify:
-        n_classes = _int(
-            values.get("classification_n_classes", ""),
-            "nj-n-classes",
-            "number of classes",
-            problems,
-            lo=2,
-        )
+        n_classes = number("classification_n_classes", "nj-n-classes", "number of classes")
         positive = str(values.get("classification_positive_class") or "") or None
         raw_betas = str(values.get("classification_betas") or "").strip()
         if raw_betas:
@@ -206,46 +187,33 @@ def build_request(values: dict[str, Any], caps: dict[str, Any] | None) -> JobReq
             )
         if (n_classes or 2) == 2 and not positive:
             problems.append(("nj-positive", "binary classification needs the positive class"))
-    legacy_opts = {
-        "prompt_loss_weight": plw,
-        "compute_classification_metrics": True if classify else None,
-        "classification_n_classes": n_classes,
-        "classification_positive_class": positive,
-        "classification_betas": betas,
-    }
-    wants_legacy = any(v is not None for v in legacy_opts.values())
-    use_legacy = caps["dialect"] == "legacy" or (wants_legacy and caps.get("legacy"))
-    if wants_legacy and not use_legacy:
-        named = ", ".join(k for k, v in legacy_opts.items() if v is not None)
+    choices = JobChoices(
+        training_file=training or "",
+        model=model,
+        validation_file=validation,
+        n_epochs=number("n_epochs", "nj-epochs", "epochs"),
+        batch_size=number("batch_size", "nj-batch", "batch size"),
+        learning_rate_multiplier=number(
+            "learning_rate_multiplier", "nj-lr", "learning rate multiplier", integer=False
+        ),
+        prompt_loss_weight=number(
+            "prompt_loss_weight", "nj-plw", "prompt loss weight", integer=False
+        ),
+        compute_classification_metrics=True if classify else None,
+        classification_n_classes=n_classes,
+        classification_positive_class=positive,
+        classification_betas=betas,
+        suffix=str(values.get("suffix") or "") or None,
+        seed=number("seed", "nj-seed", "seed"),
+    )
+    plan = plan_create(choices, caps)
+    if plan.unsupported:
+        named = ", ".join(plan.unsupported)
         problems.append(("nj-plw", f"{named}: only the legacy API has these, and it is absent"))
-    suffix = str(values.get("suffix") or "") or None
-    ok, message = suffix_check(suffix or "", bool(use_legacy))
+    ok, message = suffix_check(choices.suffix or "", plan.dialect)
     if not ok:
         problems.append(("nj-suffix", f"suffix: {message.lstrip('✖ ')}"))
-    hyper = {"n_epochs": n_epochs, "batch_size": batch_size, "learning_rate_multiplier": lr}
-    if use_legacy:
-        body = {
-            "training_file": training,
-            "validation_file": validation,
-            "model": model,
-            **hyper,
-            **legacy_opts,
-            "suffix": suffix,
-            "seed": seed,
-        }
-        path = "/fine-tunes"
-    else:
-        body = {
-            "training_file": training,
-            "validation_file": validation,
-            "model": model,
-            "hyperparameters": {k: v for k, v in hyper.items() if v is not None} or None,
-            "suffix": suffix,
-            "seed": seed,
-        }
-        path = "/fine_tuning/jobs"
-    body = {k: v for k, v in body.items() if v is not None}
-    return JobRequest(path, body, problems, uploads)
+    return JobRequest(choices, plan, problems, uploads)
 
 
 class NewJobScreen(FtuiScreen):
@@ -418,8 +386,7 @@ class NewJobScreen(FtuiScreen):
         else:
             text.append("\n\n✔ ready: ctrl+r creates the job", style="bold")
         self.query_one("#nj-preview", Static).update(text)
-        legacy = req.path == "/fine-tunes"
-        ok, message = suffix_check(self.query_one("#nj-suffix", Input).value, legacy)
+        ok, message = suffix_check(self.query_one("#nj-suffix", Input).value, req.plan.dialect)
         check = self.query_one("#nj-suffix-check", Static)
         check.update(Text(message, style="" if ok else "bold"))
         check.set_class(not ok, "-error")
@@ -494,35 +461,22 @@ class NewJobScreen(FtuiScreen):
         self.creating = True
         try:
             client = await self.ftui.api()
-            values = self.values()
-            refs = {
-                "training_file": values["training_file"].strip(),
-                "validation_file": values["validation_file"].strip() or None,
-            }
-            for key, local in req.uploads.items():
-                refs[key] = await self._upload(client, local)
-            body = req.body
-            kwargs: dict[str, Any] = {
-                "validation_file": refs["validation_file"],
-                "n_epochs": body.get(
-                    "n_epochs", (body.get("hyperparameters") or {}).get("n_epochs")
-                ),
-                "batch_size": body.get(
-                    "batch_size", (body.get("hyperparameters") or {}).get("batch_size")
-                ),
-                "learning_rate_multiplier": body.get(
-                    "learning_rate_multiplier",
-                    (body.get("hyperparameters") or {}).get("learning_rate_multiplier"),
-                ),
-                "prompt_loss_weight": body.get("prompt_loss_weight"),
-                "compute_classification_metrics": body.get("compute_classification_metrics"),
-                "classification_n_classes": body.get("classification_n_classes"),
-                "classification_positive_class": body.get("classification_positive_class"),
-                "classification_betas": body.get("classification_betas"),
-                "suffix": body.get("suffix"),
-                "seed": body.get("seed"),
-            }
-            job = await client.jobs.create(refs["training_file"], body["model"], **kwargs)
+            caps = await client.capabilities()
+            if plan_create(req.choices, caps) != req.plan:
+                # The preview assumed another kind of server: show the real plan first.
+                self.caps = caps
+                self.update_preview()
+                self.notify(
+                    "The server's API differs from what the preview assumed; check the request "
+                    "and create again.",
+                    title="Request changed",
+                    severity="warning",
+                )
+                return
+            uploaded = {k: await self._upload(client, path) for k, path in req.uploads.items()}
+            # Exactly the previewed plan, with the uploaded files' ids in their placeholders.
+            plan = await client.jobs.plan(replace(req.choices, **uploaded))
+            job = await client.jobs.send(plan)
         finally:
             self.creating = False
             self.query_one("#nj-progress").add_class("-hidden")

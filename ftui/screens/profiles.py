@@ -11,7 +11,6 @@ mode 0600, in a thread); the key stays in its environment variable or key file.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -75,14 +74,12 @@ def reach_text(state: str, detail: str = "") -> Text:
 async def probe(profile: Profile, environ: Any) -> tuple[str, str]:
     """(state, detail) of a profile that is not the active one. Never starts a server."""
     from ftui.client import APIConnectionError, APIError, AuthenticationError, Client
-    from ftui.config import data_dir
+    from ftui.local_server import recorded_url
 
     base_url = profile.base_url
     if base_url is None:
-        try:
-            text = await asyncio.to_thread((data_dir() / "local-server.json").read_text)
-            base_url = f"http://127.0.0.1:{int(json.loads(text)['port'])}/v1"
-        except (OSError, ValueError, KeyError, TypeError):
+        base_url = await asyncio.to_thread(recorded_url)
+        if base_url is None:
             return "idle", ""
     try:
         key = profile.api_key(environ)
