@@ -1,11 +1,15 @@
-"""The normalised object model over both dialects (ftui/types.py) and results parsing."""
+"""The normalised object model over both dialects (ftui/types.py), results and SSE parsing."""
 
 from __future__ import annotations
 
 import base64
 import json
 
-from ftui.client import parse_results_csv
+import httpx
+import pytest
+
+from ftui.client import APIConnectionError, StreamError, parse_results_csv
+from ftui.client.transport import iter_sse
 from ftui.types import Completion, Job, JobEvent, ResultRow
 
 
@@ -148,3 +152,43 @@ def test_results_wrapped_in_base64_are_unwrapped():
         dict(r) for r in parse_results_csv(LEGACY_CSV)
     ]
     assert parse_results_csv(b"") == []
+
+
+def sse_response(*chunks: bytes) -> httpx.Response:
+    async def body():
+        for chunk in chunks:
+            yield chunk
+
+    return httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
+
+
+async def read_sse(response: httpx.Response) -> list:
+    return [
+        obj async for obj in iter_sse(response, "test stream", lambda t: t.replace("SECRET", "*"))
+    ]
+
+
+async def test_the_sse_reader_joins_split_lines_and_stops_at_done():
+    """One reader serves follow and streamed completions: lines may arrive in any pieces."""
+    response = sse_response(
+        b': keep-alive\n\ndata: {"a"', b': 1}\r\n\ndata:{"b": 2}\n', b"\ndata: [DONE]\n\n", b"x"
+    )
+    assert await read_sse(response) == [{"a": 1}, {"b": 2}]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "error", "message"),
+    [
+        ((b'data: {"a": 1}\n\n',), APIConnectionError, "test stream ended without [DONE]"),
+        ((b"data: {oops\n\n",), StreamError, "test stream: a malformed event: '{oops'"),
+        (
+            (b'data: {"error": {"message": "bad SECRET", "type": "server_error"}}\n\n',),
+            StreamError,
+            "bad * (error while streaming)",
+        ),
+    ],
+)
+async def test_the_sse_reader_names_what_went_wrong(chunks, error, message):
+    with pytest.raises(error) as info:
+        await read_sse(sse_response(*chunks))
+    assert str(info.value) == message
