@@ -170,6 +170,15 @@ def build_request(values: dict[str, Any], caps: dict[str, Any] | None) -> JobReq
     model = str(values.get("model") or "").strip()
     if not model:
         problems.append(("nj-model", "pick a base model"))
+    hyperparameters = {
+        "n_epochs": number("n_epochs", "nj-epochs", "epochs"),
+        "batch_size": number("batch_size", "nj-batch", "batch size"),
+        "learning_rate_multiplier": number(
+            "learning_rate_multiplier", "nj-lr", "learning rate multiplier", integer=False
+        ),
+    }
+    plw = number("prompt_loss_weight", "nj-plw", "prompt loss weight", integer=False)
+    seed = number("seed", "nj-seed", "seed")
     classify = bool(values.get("compute_classification_metrics"))
     n_classes = positive = betas = None
     if classify:
@@ -191,20 +200,14 @@ def build_request(values: dict[str, Any], caps: dict[str, Any] | None) -> JobReq
         training_file=training or "",
         model=model,
         validation_file=validation,
-        n_epochs=number("n_epochs", "nj-epochs", "epochs"),
-        batch_size=number("batch_size", "nj-batch", "batch size"),
-        learning_rate_multiplier=number(
-            "learning_rate_multiplier", "nj-lr", "learning rate multiplier", integer=False
-        ),
-        prompt_loss_weight=number(
-            "prompt_loss_weight", "nj-plw", "prompt loss weight", integer=False
-        ),
+        **hyperparameters,
+        prompt_loss_weight=plw,
         compute_classification_metrics=True if classify else None,
         classification_n_classes=n_classes,
         classification_positive_class=positive,
         classification_betas=betas,
         suffix=str(values.get("suffix") or "") or None,
-        seed=number("seed", "nj-seed", "seed"),
+        seed=seed,
     )
     plan = plan_create(choices, caps)
     if plan.unsupported:
