@@ -269,7 +269,7 @@ def main() -> int:
         elif data.name in REFERENCE:
             w, c, m = REFERENCE[data.name]
             base = {"wall": w, "cpu": c, "rss_mb": m}
-            source = "reference figures"
+            source = "published figures"
         else:
             base, source = None, ""
         notes = []
@@ -295,7 +295,8 @@ def main() -> int:
                 ok = ratios["wall"] >= 10 and ratios["rss"] <= 1 / 3
                 notes.append(("goal met" if ok else "GOAL MISSED") + f" ({source})")
             print(
-                f"{'':<20}{'ftui':<8}{ours['wall']:>9.2f}{ours['cpu']:>9.2f}{ours['rss_mb']:>9.0f}"
+                f"{'' if source == 'side by side' else data.name:<20}{'ftui':<8}"
+                f"{ours['wall']:>9.2f}{ours['cpu']:>9.2f}{ours['rss_mb']:>9.0f}"
                 f"{ratios['wall']:>8.1f}x{ratios['cpu']:>7.1f}x{ratios['rss']:>8.2f}  "
                 + "; ".join(notes),
                 flush=True,
