@@ -10,8 +10,9 @@ Neither function prints or asks anything: the CLI, the TUI's prepare screen and 
 upload validation all call them, the TUI from a worker thread.
 """
 
-from ._analyze import SEPARATORS, analyze, infer_task_type, split_sizes
+from ._analyze import analyze
 from ._apply import Written, apply, quote
+from ._checks import SEPARATORS, split_sizes
 from ._model import (
     CHAT,
     CLASSIFICATION,
@@ -30,6 +31,7 @@ from ._model import (
     Report,
     TokenStats,
 )
+from ._prompt_completion import infer_task_type
 
 __all__ = [
     "CHAT",
