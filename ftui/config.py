@@ -40,6 +40,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ftui import datadir
+
 APP = "ftui"
 DIALECTS = ("auto", "current", "legacy")
 LOCAL = "local"
@@ -60,7 +62,7 @@ def default_config_path() -> Path:
 
 
 def data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP))
+    return datadir.app_data_dir()
 
 
 def mask_key(key: str | None) -> str:
@@ -333,7 +335,7 @@ def ensure_local_server(
 
     directory = Path(directory) if directory else data_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    state_path = directory / "local-server.json"
+    state_path = directory / datadir.LOCAL_SERVER_STATE
     with open(directory / "local-server.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -343,7 +345,7 @@ def ensure_local_server(
                 return base_url
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        server_dir = directory / "server"
+        server_dir = datadir.server_data_dir(directory)
         server_dir.mkdir(parents=True, exist_ok=True)
         log_path = directory / "server.log"
         with open(log_path, "ab") as log:

@@ -10,6 +10,8 @@ import hashlib
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -983,6 +985,53 @@ def test_tokenizer_of_a_local_model_directory(tmp_path):
     assert report.tokens.exact and report.tokens.context == 3
     assert report.tokens.total == sum(i + 1 for i in range(4))
     assert report.finding("over_context").rows == (4,)
+
+
+def test_model_named_by_the_server_data_dirs_alias_table(tmp_path):
+    """prepare reads the server's base-model table (base_models.toml) itself."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import models, pre_tokenizers
+
+    tok = tokenizers.Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    model = tmp_path / "model"
+    model.mkdir()
+    tok.save(str(model / "tokenizer.json"))
+    (model / "config.json").write_text(json.dumps({"n_positions": 2}))
+    data_dir = tmp_path / "server"
+    data_dir.mkdir()
+    (data_dir / "base_models.toml").write_text(f'[aliases]\nmine = "{model}"\nours = "mine"\n')
+    path = rows_file(tmp_path, pc_rows(3, prompt=lambda i: "a " * i, completion=lambda i: "b"))
+
+    report = analyze(path, model="ours", data_dir=data_dir)
+    assert report.tokens.exact and report.tokens.source == "the tokenizer of `ours`"
+    assert (report.tokens.context, report.tokens.context_source) == (2, "`ours`")
+    assert report.finding("over_context").rows == (3,)
+    assert report.finding("tokenizer") is None
+
+    elsewhere = analyze(path, model="ours", data_dir=tmp_path / "no-such-dir")
+    assert not elsewhere.tokens.exact and elsewhere.tokens.context == 2048
+    assert "`ours` is not available on this machine" in elsewhere.finding("tokenizer").message
+
+
+def test_prepare_reads_the_model_registry_without_the_server(tmp_path):
+    path = rows_file(tmp_path, pc_rows(3))
+    code = (
+        "import sys; from ftui.prepare import analyze; "
+        "r = analyze(sys.argv[1], model='ada', data_dir=sys.argv[2]); "
+        "print(r.finding('tokenizer').message); "
+        "server = sorted(m for m in sys.modules if m.startswith('ftui.server')); "
+        "sys.exit(f'imported {server}' if server else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(tmp_path / "data")],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    # `ada` is the bundled model: its GGUF is installed but no server has converted it here.
+    assert "`ada` is not converted yet (run `ftui serve` once)" in result.stdout
 
 
 def test_report_is_json_serialisable(tmp_path):
