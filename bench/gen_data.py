@@ -3,8 +3,8 @@
 
 These are the sets the legacy `openai tools fine_tunes.prepare_data` (openai 0.28.1) was timed
 on, so ftui can be compared with its published figures: the same arguments give the same bytes
-on any CPython 3.11+ (the standard library's Mersenne Twister, no numpy). tests/test_prepare.py
-pins the SHA-256 of the 10k and 100k sets.
+on any CPython 3.11+ (the standard library's Mersenne Twister, no numpy); tests/test_prepare.py
+pins the SHA-256 of the 10k sets and two 100k ones.
 
 Two kinds:
 

@@ -4,10 +4,9 @@
 Makes the deterministic benchmark sets (classification `cls` and generation `gen`, 10k, 100k
 and 1M rows, JSONL and CSV) with bench/gen_data.py, byte for byte the sets the legacy tool's
 published timings were measured on, and runs both tools on each, back to back so they share the
-machine's load.
-Each run happens in a fresh directory holding only a symlink to the input, as in the reference
-method, so the `*_prepared*` outputs land there; they are compared (sha256, then record by
-record) and deleted.
+machine's load. Each run happens in a fresh directory holding only a symlink to the input (as
+the published figures were measured), so the `*_prepared*` outputs land there; they are compared
+(sha256, then record by record) and deleted.
 
 The legacy tool (openai==0.28.1 with the same pandas as ftui) is installed by this script into
 its own virtual environment, outside the project (default ~/.cache/ftui-bench/); with
@@ -120,7 +119,7 @@ TIME = shutil.which("time", path="/usr/bin:/bin")
 def measure(cmd: list[str], cwd: Path, env: dict, timeout: float) -> dict:
     """Run once: wall time, CPU time (user+sys) and peak RSS of the command alone.
 
-    /usr/bin/time measures it when available (as in the reference method): a child forked from
+    /usr/bin/time measures it when available (as for the published figures): a child forked from
     this process would otherwise report this process's own RSS as its peak when that is larger,
     because Linux carries the peak across exec.
     """

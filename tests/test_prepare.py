@@ -879,7 +879,7 @@ BENCH_SETS = {
 
 
 @pytest.mark.parametrize("name", list(BENCH_SETS))
-def test_benchmark_generator_makes_the_reference_sets(tmp_path, gen_data, name):
+def test_benchmark_generator_makes_the_published_sets(tmp_path, gen_data, name):
     kind, rest = name.split("_")
     rows, fmt = rest.split(".")
     path = gen_data.write(tmp_path / name, kind, int(rows), fmt, seed=1)
