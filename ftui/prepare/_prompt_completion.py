@@ -442,7 +442,7 @@ CHECKS: list[Check] = [
     prompt_column,  # necessary_column("prompt")
     completion_column,  # necessary_column("completion")
     extra_columns,  # additional_column
-    non_text_values,  # (the legacy tool turned these into text or crashed)
+    non_text_values,  # (the legacy tool turned these into Python reprs)
     empty_completions,  # non_empty_field
     examples_left,  # the necessary removals are applied here, as the legacy tool did
     task_type,  # format_inferrer
