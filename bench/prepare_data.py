@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 """Benchmark `ftui prepare-data -q` against the legacy `openai tools fine_tunes.prepare_data -q`.
 
-Makes the reference's deterministic datasets (classification `cls` and generation `gen`, 10k,
-100k and 1M rows, JSONL and CSV) with ../shared/bench-data/gen_data.py, the generator the legacy
-tool was timed with, and runs both tools on each, back to back so they share the machine's load.
-Each run happens in a fresh directory holding only a symlink to the input, as in the reference
-method, so the `*_prepared*` outputs land there; they are compared (sha256, then record by
-record) and deleted.
+Makes the deterministic benchmark sets (classification `cls` and generation `gen`, 10k, 100k
+and 1M rows, JSONL and CSV) with bench/gen_data.py, byte for byte the sets the legacy tool's
+published timings were measured on, and runs both tools on each, back to back so they share the
+machine's load. Each run happens in a fresh directory holding only a symlink to the input (as
+the published figures were measured), so the `*_prepared*` outputs land there; they are compared
+(sha256, then record by record) and deleted.
 
 The legacy tool (openai==0.28.1 with the same pandas as ftui) is installed by this script into
 its own virtual environment, outside the project (default ~/.cache/ftui-bench/); with
---no-legacy, or when it cannot be installed, only ftui is timed and the ratios use the
-reference's published figures.
+--no-legacy, or when it cannot be installed, only ftui is timed and the ratios use the legacy
+tool's published figures (REFERENCE below).
 
-Prints wall time, CPU time (user+sys) and peak RSS per run, and the ratios legacy/ftui. The goal
-(issue 6): at least 10x faster and at most a third of the memory on the 1M-row sets.
+Prints wall time, CPU time (user+sys) and peak RSS per run, and the ratios legacy/ftui. The goal:
+at least 10x faster and at most a third of the memory on the 1M-row sets.
 
     .venv/bin/python bench/prepare_data.py                    # everything (about 10 minutes)
     .venv/bin/python bench/prepare_data.py --sizes 10000 --runs 3
@@ -36,12 +36,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-GEN_DATA = REPO.parent / "shared" / "bench-data" / "gen_data.py"
+sys.path.insert(0, str(REPO / "bench"))
+
+import gen_data  # noqa: E402  (bench/ holds scripts, not a package)
+
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ftui-bench"
 LEGACY_PINS = ["openai==0.28.1", "openpyxl"]
 
-# The reference's measurements on this kind of machine (prepare-data-reference.md §10.3, pass 1
-# and the quieter re-runs): wall median s, CPU median s, peak RSS median MB.
+# The legacy tool's published measurements on these sets, on a 2-core machine like the
+# development one: wall median s, CPU median s, peak RSS median MB.
 REFERENCE = {
     "cls_1000000.csv": (45.44, 42.42, 1664),
     "cls_1000000.jsonl": (64.79, 42.03, 1943),
@@ -63,8 +66,6 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def make_data(data_dir: Path, kinds, sizes, formats) -> list[Path]:
-    if not GEN_DATA.exists():
-        sys.exit(f"bench: {GEN_DATA} not found (the shared benchmark generator)")
     data_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for kind in kinds:
@@ -73,24 +74,7 @@ def make_data(data_dir: Path, kinds, sizes, formats) -> list[Path]:
                 path = data_dir / f"{kind}_{rows}.{fmt}"
                 if not path.exists():
                     print(f"  making {path.name}", flush=True)
-                    tmp = path.with_suffix(path.suffix + ".part")
-                    sh(
-                        [
-                            sys.executable,
-                            str(GEN_DATA),
-                            "--kind",
-                            kind,
-                            "--rows",
-                            str(rows),
-                            "--format",
-                            fmt,
-                            "--seed",
-                            "1",
-                            "--out",
-                            str(tmp),
-                        ]
-                    )
-                    os.replace(tmp, path)
+                    gen_data.write(path, kind, rows, fmt, seed=1)
                 paths.append(path)
     return paths
 
@@ -135,7 +119,7 @@ TIME = shutil.which("time", path="/usr/bin:/bin")
 def measure(cmd: list[str], cwd: Path, env: dict, timeout: float) -> dict:
     """Run once: wall time, CPU time (user+sys) and peak RSS of the command alone.
 
-    /usr/bin/time measures it when available (as in the reference method): a child forked from
+    /usr/bin/time measures it when available (as for the published figures): a child forked from
     this process would otherwise report this process's own RSS as its peak when that is larger,
     because Linux carries the peak across exec.
     """
@@ -284,7 +268,7 @@ def main() -> int:
         elif data.name in REFERENCE:
             w, c, m = REFERENCE[data.name]
             base = {"wall": w, "cpu": c, "rss_mb": m}
-            source = "reference figures"
+            source = "published figures"
         else:
             base, source = None, ""
         notes = []
@@ -310,7 +294,8 @@ def main() -> int:
                 ok = ratios["wall"] >= 10 and ratios["rss"] <= 1 / 3
                 notes.append(("goal met" if ok else "GOAL MISSED") + f" ({source})")
             print(
-                f"{'':<20}{'ftui':<8}{ours['wall']:>9.2f}{ours['cpu']:>9.2f}{ours['rss_mb']:>9.0f}"
+                f"{'' if source == 'side by side' else data.name:<20}{'ftui':<8}"
+                f"{ours['wall']:>9.2f}{ours['cpu']:>9.2f}{ours['rss_mb']:>9.0f}"
                 f"{ratios['wall']:>8.1f}x{ratios['cpu']:>7.1f}x{ratios['rss']:>8.2f}  "
                 + "; ".join(notes),
                 flush=True,

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ftui import datadir
+
 APP = "ftui"
 DIALECTS = ("auto", "current", "legacy")
 LOCAL = "local"
@@ -56,7 +58,7 @@ def default_config_path() -> Path:
 
 
 def data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP))
+    return datadir.app_data_dir()
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from ftui import datadir
 from ftui.config import ConfigError, data_dir
 
 SERVE_ARGS = ("-m", "ftui", "serve")
-STATE_FILE = "local-server.json"
+STATE_FILE = datadir.LOCAL_SERVER_STATE
 LOCK_FILE = "local-server.lock"
 LOG_FILE = "server.log"
-DATA_SUBDIR = "server"
 READY_MARK = "ftui serve: listening on http://127.0.0.1:"
 
 
@@ -67,7 +67,7 @@ def ensure_local_server(
         base_url = recorded_url(directory)
         if base_url is not None and _healthy(base_url):
             return base_url
-        server_dir = directory / DATA_SUBDIR
+        server_dir = datadir.server_data_dir(directory)
         server_dir.mkdir(parents=True, exist_ok=True)
         log_path = directory / LOG_FILE
         with open(log_path, "ab") as log:

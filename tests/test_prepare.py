@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -34,7 +35,7 @@ from ftui.records import check_record
 
 DATA = Path(__file__).parent / "data" / "prepare"
 LEGACY = DATA / "legacy"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench-data" / "gen_data.py"
+GEN_DATA = Path(__file__).resolve().parents[1] / "bench" / "gen_data.py"
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -856,6 +857,36 @@ def test_legacy_conclusions_on_the_fixtures():
     assert optional("suffixes.json") == ["completion_prefix"]
 
 
+@pytest.fixture(scope="module")
+def gen_data():
+    """bench/gen_data.py, the benchmark sets' generator (bench/ holds scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_gen_data", GEN_DATA)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# SHA-256 of the sets the legacy tool's published timings were measured on (seed 1). The 1M-row
+# sets come from the same stream: cls_1000000.jsonl starts with the rows of cls_100000.jsonl.
+BENCH_SETS = {
+    "cls_10000.jsonl": "5bf33b1f4720f46aa669ca18247a6c4314161d2b09e7ccdb681abd5ec8800888",
+    "cls_10000.csv": "1f3bc89153c7a95fadc5683b93c7a2c85a3ccea7cd60c98c0f3b1a554fec1f96",
+    "gen_10000.jsonl": "ac112930acf01c4f1eb67679b1c22282e08c949a8b4d1e206d54139a3a891f80",
+    "gen_10000.csv": "ed939836c81082fdbf8dd290fdd986532e485f0f966fa6a87fdf74c55d18cbd2",
+    "cls_100000.jsonl": "65aa5571edc8a34dc8f993b1cafa22f95c51ebd7d670c134596fb7233105d206",
+    "gen_100000.jsonl": "8c453beb33330fe54d6ec266ba6b539fe345ee51c762ffad9d5530730cf9e37c",
+}
+
+
+@pytest.mark.parametrize("name", list(BENCH_SETS))
+def test_benchmark_generator_makes_the_published_sets(tmp_path, gen_data, name):
+    kind, rest = name.split("_")
+    rows, fmt = rest.split(".")
+    path = gen_data.write(tmp_path / name, kind, int(rows), fmt, seed=1)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == BENCH_SETS[name]
+    assert os.listdir(tmp_path) == [name]  # no temporary file left behind
+
+
 BENCH_HASHES = {
     ("cls", "cls_10000_prepared_train.jsonl"): "cdc6c19be6392bfe",
     ("cls", "cls_10000_prepared_valid.jsonl"): "5b840887285ee77c",
@@ -863,28 +894,10 @@ BENCH_HASHES = {
 }
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/bench-data/gen_data.py")
 @pytest.mark.parametrize("kind", ["cls", "gen"])
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_benchmark_sets_give_the_legacy_files(tmp_path, kind, fmt):
-    path = tmp_path / f"{kind}_10000.{fmt}"
-    subprocess.run(
-        [
-            sys.executable,
-            str(SHARED),
-            "--kind",
-            kind,
-            "--rows",
-            "10000",
-            "--format",
-            fmt,
-            "--seed",
-            "1",
-            "--out",
-            str(path),
-        ],
-        check=True,
-    )
+def test_benchmark_sets_give_the_legacy_files(tmp_path, gen_data, kind, fmt):
+    path = gen_data.write(tmp_path / f"{kind}_10000.{fmt}", kind, 10000, fmt, seed=1)
     report = analyze(path)
     expected = {
         "cls": ["duplicates", "separator", "leading_space", "split"],
@@ -972,6 +985,53 @@ def test_tokenizer_of_a_local_model_directory(tmp_path):
     assert report.tokens.exact and report.tokens.context == 3
     assert report.tokens.total == sum(i + 1 for i in range(4))
     assert report.finding("over_context").rows == (4,)
+
+
+def test_model_named_by_the_server_data_dirs_alias_table(tmp_path):
+    """prepare reads the server's base-model table (base_models.toml) itself."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import models, pre_tokenizers
+
+    tok = tokenizers.Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    model = tmp_path / "model"
+    model.mkdir()
+    tok.save(str(model / "tokenizer.json"))
+    (model / "config.json").write_text(json.dumps({"n_positions": 2}))
+    data_dir = tmp_path / "server"
+    data_dir.mkdir()
+    (data_dir / "base_models.toml").write_text(f'[aliases]\nmine = "{model}"\nours = "mine"\n')
+    path = rows_file(tmp_path, pc_rows(3, prompt=lambda i: "a " * i, completion=lambda i: "b"))
+
+    report = analyze(path, model="ours", data_dir=data_dir)
+    assert report.tokens.exact and report.tokens.source == "the tokenizer of `ours`"
+    assert (report.tokens.context, report.tokens.context_source) == (2, "`ours`")
+    assert report.finding("over_context").rows == (3,)
+    assert report.finding("tokenizer") is None
+
+    elsewhere = analyze(path, model="ours", data_dir=tmp_path / "no-such-dir")
+    assert not elsewhere.tokens.exact and elsewhere.tokens.context == 2048
+    assert "`ours` is not available on this machine" in elsewhere.finding("tokenizer").message
+
+
+def test_prepare_reads_the_model_registry_without_the_server(tmp_path):
+    path = rows_file(tmp_path, pc_rows(3))
+    code = (
+        "import sys; from ftui.prepare import analyze; "
+        "r = analyze(sys.argv[1], model='ada', data_dir=sys.argv[2]); "
+        "print(r.finding('tokenizer').message); "
+        "server = sorted(m for m in sys.modules if m.startswith('ftui.server')); "
+        "sys.exit(f'imported {server}' if server else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(tmp_path / "data")],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    # `ada` is the bundled model: its GGUF is installed but no server has converted it here.
+    assert "`ada` is not converted yet (run `ftui serve` once)" in result.stdout
 
 
 def test_report_is_json_serialisable(tmp_path):

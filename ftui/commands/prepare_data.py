@@ -54,10 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _data_dir() -> Any:
     try:
-        from ftui.commands.serve import default_data_dir
+        from ftui.datadir import server_data_dir
 
-        return default_data_dir()
-    except Exception:  # the server's registry is optional here
+        return server_data_dir()
+    except Exception:  # without a data dir only the built-in model names are known
         return None
 
 
@@ -156,8 +156,7 @@ def _ask(question: str, quiet: bool) -> bool:
 
 
 def _advice(written: Any, model: str | None) -> str:
-    from ftui.prepare import CLASSIFICATION, quote
-    from ftui.prepare._text import show
+    from ftui.prepare import CLASSIFICATION, quote, show
 
     lines = []
     for note in written.notes:

@@ -9,13 +9,9 @@ import socket
 import sys
 from pathlib import Path
 
+from ftui.datadir import server_data_dir
+
 API_KEY_ENV = "FTUI_SERVE_API_KEY"
-
-
-def default_data_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("ftui")) / "server"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    data_dir = (args.data_dir or server_data_dir()).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = ServerConfig(
         data_dir=data_dir,

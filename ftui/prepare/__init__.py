@@ -6,12 +6,14 @@ necessary and optional fixes, without its bugs, and with more information (token
 balance, chat-format validation, file line numbers). ``apply(report, accepted) -> Written``
 writes ``<name>_prepared.jsonl`` (or ``_prepared_train.jsonl`` + ``_prepared_valid.jsonl``).
 
-Neither function prints or asks anything: the CLI, the TUI's prepare screen and the server's
-upload validation all call them, the TUI from a worker thread.
+Neither function prints or asks anything: the CLI and the TUI's prepare screen call them, the TUI
+from a worker thread. The server's upload check does not: it validates records with
+``ftui.records``, as the chat checks here do. ``show`` quotes a string as the findings do.
 """
 
-from ._analyze import SEPARATORS, analyze, infer_task_type, split_sizes
+from ._analyze import analyze
 from ._apply import Written, apply, quote
+from ._checks import SEPARATORS, split_sizes
 from ._model import (
     CHAT,
     CLASSIFICATION,
@@ -30,6 +32,8 @@ from ._model import (
     Report,
     TokenStats,
 )
+from ._prompt_completion import infer_task_type
+from ._text import show
 
 __all__ = [
     "CHAT",
@@ -54,5 +58,6 @@ __all__ = [
     "apply",
     "infer_task_type",
     "quote",
+    "show",
     "split_sizes",
 ]

