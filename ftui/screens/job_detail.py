@@ -22,10 +22,10 @@ from textual.containers import Horizontal
 from textual.events import Resize
 from textual.widgets import Footer, Header, Static
 
+from ftui.textsafe import visible
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.chart import Line, MetricChart
 from ftui.widgets.event_log import EventLog
-from ftui.widgets.logprob_view import visible
 from ftui.widgets.status import status_text
 
 if TYPE_CHECKING:
