@@ -121,3 +121,21 @@ def test_commands_show_hostile_server_strings_as_symbols(server_factory, make_tr
     assert listed["error"]["message"] == HOSTILE
     assert "␛]0;PWNED␇␛[2J" in runs["files"].stdout.decode()
     assert f"Job failed: {visible(HOSTILE)}" in runs[f"follow {job['id']}"].stdout.decode()
+
+
+def test_prepare_data_shows_hostile_file_contents_as_symbols(tmp_path, capsys):
+    from ftui.cli import main
+
+    path = tmp_path / "data.jsonl"
+    rows = [{"prompt": f"p{i}", "completion": f" c{i}", HOSTILE: "x"} for i in range(3)]
+    rows.append({"prompt": "\ud800", "completion": " d"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for argv in (["prepare-data", str(path), "-q"], ["prepare-data", str(path), "--json"]):
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        for text in (out, err):
+            assert not any(c in text for c in (*RAW, "\ud800")), text
+    report = json.loads(out)["report"]
+    assert HOSTILE in report["findings"][1]["details"]["columns"]
+    assert "lone surrogate" in json.dumps(report)

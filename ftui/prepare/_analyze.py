@@ -329,6 +329,22 @@ def _analyze_pc(table: Table, tok: _tokens.Tokenization) -> Report:
                 rows=_pick(locs, invalid),
             )
         )
+    broken = sorted(
+        set(_text.surrogate_positions(prompts)) | set(_text.surrogate_positions(completions))
+    )
+    if broken:
+        findings.append(
+            Finding(
+                "invalid_text",
+                NECESSARY,
+                f"{_plural(len(broken), 'row')} hold a lone surrogate (an unpaired \\ud800–\\udfff"
+                " escape), which is not Unicode text and is refused at upload:"
+                f" {rows_text(unit, _pick(locs, broken))}",
+                f"Remove {_plural(len(broken), 'row')} whose text is not valid Unicode",
+                rows=_pick(locs, broken),
+            )
+        )
+        invalid = sorted(set(invalid) | set(broken))
     if pc.missing and table.typed and fmt != "xlsx":
         findings.append(
             Finding(
