@@ -14,6 +14,7 @@ and non-streamed output are made by the same code and agree exactly.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import math
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftui.textsafe import first_surrogate
+
 log = logging.getLogger("ftui.server.infer")
 
 DEFAULT_CACHE_MODELS = 4
@@ -33,6 +36,9 @@ KV_MEMORY_FRACTION = 0.25  # of physical memory, for one request's key/value cac
 PREFIX_WINDOW = 5  # tokens of context the detokenizer decodes with (for SentencePiece spaces)
 FALLBACK_CONTEXT = 2048
 NUCLEUS_CANDIDATES = 1024  # top_p sorts these first (see _choose)
+# Characters one tokenizer call gets while a long prompt is counted (see LoadedModel.encode):
+# ~10 ms of work under the tokenizer lock, a few thousand tokens in memory.
+ENCODE_WINDOW = 1 << 15
 
 
 class RequestError(ValueError):
@@ -43,6 +49,14 @@ class RequestError(ValueError):
         self.message = message
         self.param = param
         self.code = code
+
+
+class TooManyTokens(Exception):
+    """A text was found to have more tokens than allowed before it was tokenized to its end."""
+
+    def __init__(self, at_least: int) -> None:
+        super().__init__(f"at least {at_least} tokens")
+        self.at_least = at_least
 
 
 def set_runtime_env() -> None:
@@ -100,7 +114,9 @@ class LoadedModel:
     kv_bytes_per_token: int  # key/value cache bytes per token per row
     cache_arg: str  # the forward() keyword of the KV cache ("cache" in transformers 5.x)
     _texts: dict[int, str] = field(default_factory=dict, repr=False)
-    # Fast tokenizers can raise "Already borrowed" when one encodes from several threads.
+    # A fast tokenizer's __call__ may change its truncation/padding settings, and a change while
+    # another thread encodes raises "Already borrowed". Every call under this lock gets a
+    # bounded amount of text (see encode), so no request holds it for long.
     _encode_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -115,12 +131,40 @@ class LoadedModel:
             text = self._texts[token_id] = self.decode([token_id])
         return text
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, limit: int | None = None) -> list[int]:
+        """The ids of a prompt. With ``limit``, a text longer than one window is first counted
+        window by window and refused (TooManyTokens) as soon as it surely has more than
+        ``limit`` tokens: a 20 MB prompt costs one window, not a full encode (a minute and
+        gigabytes). Only a text that fits is encoded whole."""
+        if limit is not None and len(text) > ENCODE_WINDOW:
+            self._count_up_to(text, limit)
         with self._encode_lock:
             ids = list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
         if self.appends_eos and ids and ids[-1] in self.eos_ids:
             ids.pop()  # as in training: no EOS between the prompt and the completion
         return ids
+
+    def _count_up_to(self, text: str, limit: int) -> None:
+        """Raise TooManyTokens once the windows counted so far hold more than ``limit`` tokens.
+
+        Windows end before a space where one is near, so that words (the tokenizer's pre-
+        tokens) are rarely cut; a cut word can cost a token more than it would whole, so one
+        token per cut is taken off the count to keep it a lower bound."""
+        counted = cuts = 0
+        start = 0
+        while start < len(text):
+            end = start + ENCODE_WINDOW
+            if end < len(text):
+                space = text.rfind(" ", start + ENCODE_WINDOW // 2, end)
+                end = space if space > start else end
+                cuts += 1
+            with self._encode_lock:
+                window = self.tokenizer(text[start:end], add_special_tokens=False)
+            counted += len(window["input_ids"])
+            del window
+            if counted - cuts > limit:
+                raise TooManyTokens(counted - cuts)
+            start = end
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
@@ -331,19 +375,57 @@ class Prompt:
     hidden: int = 0  # leading ids that are not part of the user's prompt (empty prompt → BOS)
 
 
-def prepare_prompt(entry: LoadedModel, prompt: str | list[int]) -> Prompt:
+def context_error(
+    entry: LoadedModel, prompt_tokens: int, max_tokens: int, at_least: bool = False
+) -> RequestError:
+    more = "at least " if at_least else ""
+    return RequestError(
+        f"This model's maximum context length is {entry.context} tokens, however you "
+        f"requested {more}{prompt_tokens + max_tokens} tokens ({more}{prompt_tokens} in your "
+        f"prompt; {max_tokens} for the completion). Please reduce your prompt; or completion "
+        "length.",
+        param="max_tokens",
+        code="context_length_exceeded",
+    )
+
+
+def prepare_prompt(
+    entry: LoadedModel, prompt: str | list[int], max_tokens: int | None = None
+) -> Prompt:
+    """A prompt's ids. With ``max_tokens``, a prompt that cannot fit the context beside them is
+    refused as soon as that is known (context_length_exceeded): a long text before it is
+    tokenized to its end, a long list of ids before its ids are checked."""
+    room = None if max_tokens is None else entry.context - max_tokens  # tokens the prompt may have
+
+    def too_long(tokens: int, at_least: bool = False) -> RequestError:
+        assert max_tokens is not None
+        return context_error(entry, tokens, max_tokens, at_least)
+
     if isinstance(prompt, str):
-        ids = entry.encode(prompt)
+        where = first_surrogate(prompt)
+        if where is not None:
+            raise RequestError(
+                f"'prompt' holds a lone surrogate ({prompt[where]!r} at character {where}), "
+                "which is not valid Unicode text.",
+                param="prompt",
+            )
+        try:
+            ids = entry.encode(prompt, room)
+        except TooManyTokens as exc:
+            raise too_long(exc.at_least, at_least=True) from None
     else:
-        limit = min(entry.vocab_size, entry.tokenizer_size)
-        bad = next((t for t in prompt if not 0 <= t < limit), None)
+        if room is not None and len(prompt) > room:
+            raise too_long(len(prompt))
+        end = min(entry.vocab_size, entry.tokenizer_size)
+        bad = next((t for t in prompt if not 0 <= t < end), None)
         if bad is not None:
             raise RequestError(
-                f"'prompt' contains token id {bad}, but this model's token ids are 0 to "
-                f"{limit - 1}.",
+                f"'prompt' contains token id {bad}, but this model's token ids are 0 to {end - 1}.",
                 param="prompt",
             )
         ids = list(prompt)
+    if room is not None and len(ids) > room:
+        raise too_long(len(ids))
     if ids:
         return Prompt(ids)
     if entry.start_id is None:
@@ -361,13 +443,7 @@ def check_budget(
     """Refuse requests that do not fit the context window, or would need too much memory."""
     longest = max(len(p.ids) for p in prompts)
     if longest + max_tokens > entry.context:
-        raise RequestError(
-            f"This model's maximum context length is {entry.context} tokens, however you "
-            f"requested {longest + max_tokens} tokens ({longest} in your prompt; {max_tokens} "
-            "for the completion). Please reduce your prompt; or completion length.",
-            param="max_tokens",
-            code="context_length_exceeded",
-        )
+        raise context_error(entry, longest, max_tokens)
     limit = _env_mb("FTUI_KV_LIMIT_MB") or int(physical_memory() * KV_MEMORY_FRACTION)
     need = entry.kv_bytes_per_token * rows * (longest + max_tokens)
     if need > limit:
@@ -445,13 +521,34 @@ class Piece:
     token: Token | None
 
 
+@functools.lru_cache(maxsize=16)
+def _prefix_table(stop: str) -> tuple[int, ...]:
+    """Knuth–Morris–Pratt: for each prefix of ``stop``, the length of its longest proper prefix
+    that is also its suffix."""
+    table = [0] * len(stop)
+    k = 0
+    for i in range(1, len(stop)):
+        while k and stop[i] != stop[k]:
+            k = table[k - 1]
+        if stop[i] == stop[k]:
+            k += 1
+        table[i] = k
+    return tuple(table)
+
+
 class ChoiceText:
     """The generated text of one choice. Holds back text that could still start a stop
-    sequence, cuts the text at the first stop sequence, and releases whole tokens in order."""
+    sequence, cuts the text at the first stop sequence, and releases whole tokens in order.
+
+    Each stop sequence has a matcher (KMP) that reads every character once and knows how much
+    of the end of the text is a beginning of that stop sequence: the work per token does not
+    grow with the text or with the length of the stop sequences.
+    """
 
     def __init__(self, stops: Sequence[str], base_offset: int) -> None:
         self.stops = [s for s in stops if s]
-        self.longest_stop = max((len(s) for s in self.stops), default=0)
+        self._tables = [_prefix_table(s) for s in self.stops]
+        self._matched = [0] * len(self.stops)  # per stop: its characters the text ends with
         self.base = base_offset
         self.text = ""
         self.pending: list[tuple[Token | None, int, int]] = []
@@ -489,18 +586,27 @@ class ChoiceText:
         return self._release(len(self.text))
 
     def _find_stop(self) -> int | None:
-        begin = max(0, self.scanned - self.longest_stop + 1)
-        self.scanned = len(self.text)
-        hits = [i for s in self.stops if (i := self.text.find(s, begin)) >= 0]
+        """Where the earliest stop sequence that ends in the new text begins, if one does."""
+        text, begin = self.text, self.scanned
+        self.scanned = len(text)
+        hits = []
+        for k, (stop, table) in enumerate(zip(self.stops, self._tables, strict=True)):
+            m = self._matched[k]
+            for i in range(begin, len(text)):
+                ch = text[i]
+                while m and stop[m] != ch:
+                    m = table[m - 1]
+                if stop[m] == ch:
+                    m += 1
+                    if m == len(stop):
+                        hits.append(i + 1 - m)
+                        break
+            self._matched[k] = m
         return min(hits) if hits else None
 
     def _held(self) -> int:
         """Length of the longest end of the text that is the beginning of a stop sequence."""
-        for size in range(min(self.longest_stop - 1, len(self.text)), 0, -1):
-            tail = self.text[-size:]
-            if any(s.startswith(tail) for s in self.stops):
-                return size
-        return 0
+        return max(self._matched, default=0)
 
     def _release(self, safe: int) -> list[Piece]:
         pieces = []
@@ -636,8 +742,10 @@ def generate(
     bias = None
     if sampling.logit_bias:
         bias = torch.zeros(vocab, device=device)
-        for tid, value in sampling.logit_bias.items():
-            bias[tid] = value
+        index = torch.tensor(list(sampling.logit_bias), dtype=torch.long, device=device)
+        bias[index] = torch.tensor(
+            list(sampling.logit_bias.values()), dtype=bias.dtype, device=device
+        )
     penalize = bool(sampling.presence_penalty or sampling.frequency_penalty)
     counts = torch.zeros(n, vocab, device=device) if penalize else None
 
