@@ -6,15 +6,13 @@ The decoding loop prefills the prompt once, repeats the cache for the n samples 
 then feeds one token per row per step. Per step and row it computes the raw log-probabilities
 (reported in `logprobs`), applies `logit_bias` and the presence/frequency penalties to the
 logits, then picks greedily (temperature 0) or samples with temperature and top_p from a seeded
-generator. Text is produced by an incremental detokenizer (partial UTF-8 held back) and a per-
-choice text state that holds back what could still turn into a stop sequence, so that streamed
-and non-streamed output are made by the same code and agree exactly.
+generator. Text is produced by the incremental detokenizer and the per-choice text state of
+`choicetext`, so that streamed and non-streamed output are made by the same code.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import logging
 import math
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftui.server.choicetext import ChoiceText, Detokenizer, Token, token_start
 from ftui.textsafe import first_surrogate
 
 log = logging.getLogger("ftui.server.infer")
@@ -33,7 +32,6 @@ log = logging.getLogger("ftui.server.infer")
 DEFAULT_CACHE_MODELS = 4
 CACHE_MEMORY_FRACTION = 0.25  # of physical memory, for loaded models
 KV_MEMORY_FRACTION = 0.25  # of physical memory, for one request's key/value cache
-PREFIX_WINDOW = 5  # tokens of context the detokenizer decodes with (for SentencePiece spaces)
 FALLBACK_CONTEXT = 2048
 NUCLEUS_CANDIDATES = 1024  # top_p sorts these first (see _choose)
 # Characters one tokenizer call gets while a long prompt is counted (see LoadedModel.encode):
@@ -464,158 +462,6 @@ def check_budget(
         )
 
 
-# ---------------------------------------------------------------- text
-
-
-class Detokenizer:
-    """Text of a growing list of ids, as stable deltas. A token that ends in the middle of a
-    UTF-8 sequence yields no text until a later token completes it (or ``final`` is given)."""
-
-    def __init__(self, decode: Callable[[Sequence[int]], str], context: Sequence[int]) -> None:
-        self.decode = decode
-        self.ids = list(context)
-        self.prefix = max(0, len(self.ids) - PREFIX_WINDOW)
-        self.read = len(self.ids)
-
-    def push(self, token_id: int | None, final: bool = False) -> str:
-        if token_id is not None:
-            self.ids.append(token_id)
-        if self.read == len(self.ids):
-            return ""
-        before = self.decode(self.ids[self.prefix : self.read])
-        after = self.decode(self.ids[self.prefix :])
-        if len(after) > len(before) and (final or not after.endswith("\ufffd")):
-            self.prefix, self.read = self.read, len(self.ids)
-            return after[len(before) :]
-        return ""
-
-    def flush(self) -> str:
-        return self.push(None, final=True)
-
-
-@dataclass
-class Token:
-    """One token of a choice as the API reports it."""
-
-    id: int
-    text: str
-    logprob: float | None
-    top: dict[str, float] | None
-    offset: int = 0  # character offset in the choice's text (echoed prompt included)
-
-
-def _token_start(start: int, delta: str, token_text: str) -> int:
-    """Where a token's text begins. A delta can also carry text held back from earlier tokens
-    (bytes of a UTF-8 sequence that turned out invalid, shown as '\ufffd'): then the token
-    itself starts after that text."""
-    if token_text and "\ufffd" not in token_text and delta.endswith(token_text):
-        return start + len(delta) - len(token_text)
-    return start
-
-
-@dataclass
-class Piece:
-    """Text that is final, and the token it belongs to (None for a flushed remainder)."""
-
-    text: str
-    token: Token | None
-
-
-@functools.lru_cache(maxsize=16)
-def _prefix_table(stop: str) -> tuple[int, ...]:
-    """Knuth–Morris–Pratt: for each prefix of ``stop``, the length of its longest proper prefix
-    that is also its suffix."""
-    table = [0] * len(stop)
-    k = 0
-    for i in range(1, len(stop)):
-        while k and stop[i] != stop[k]:
-            k = table[k - 1]
-        if stop[i] == stop[k]:
-            k += 1
-        table[i] = k
-    return tuple(table)
-
-
-class ChoiceText:
-    """The generated text of one choice. Holds back text that could still start a stop
-    sequence, cuts the text at the first stop sequence, and releases whole tokens in order.
-
-    Each stop sequence has a matcher (KMP) that reads every character once and knows how much
-    of the end of the text is a beginning of that stop sequence: the work per token does not
-    grow with the text or with the length of the stop sequences.
-    """
-
-    def __init__(self, stops: Sequence[str], base_offset: int) -> None:
-        self.stops = [s for s in stops if s]
-        self._tables = [_prefix_table(s) for s in self.stops]
-        self._matched = [0] * len(self.stops)  # per stop: its characters the text ends with
-        self.base = base_offset
-        self.text = ""
-        self.pending: list[tuple[Token | None, int, int]] = []
-        self.scanned = 0
-        self.stopped = False
-
-    def add(self, token: Token | None, delta: str) -> list[Piece]:
-        start = len(self.text)
-        self.text += delta
-        if token is None:
-            if not delta:
-                return []
-            if self.pending:  # a flushed remainder belongs to the last token not yet released
-                tok, s, _ = self.pending[-1]
-                self.pending[-1] = (tok, s, len(self.text))
-            else:
-                self.pending.append((None, start, len(self.text)))
-        else:
-            token.offset = self.base + _token_start(start, delta, token.text)
-            self.pending.append((token, start, len(self.text)))
-        if self.stops:
-            hit = self._find_stop()
-            if hit is not None:
-                self.text = self.text[:hit]
-                self.stopped = True
-                pieces = [
-                    Piece(self.text[s : min(e, hit)], tok) for tok, s, e in self.pending if s < hit
-                ]
-                self.pending = []
-                return pieces
-            return self._release(len(self.text) - self._held())
-        return self._release(len(self.text))
-
-    def close(self) -> list[Piece]:
-        return self._release(len(self.text))
-
-    def _find_stop(self) -> int | None:
-        """Where the earliest stop sequence that ends in the new text begins, if one does."""
-        text, begin = self.text, self.scanned
-        self.scanned = len(text)
-        hits = []
-        for k, (stop, table) in enumerate(zip(self.stops, self._tables, strict=True)):
-            m = self._matched[k]
-            for i in range(begin, len(text)):
-                ch = text[i]
-                while m and stop[m] != ch:
-                    m = table[m - 1]
-                if stop[m] == ch:
-                    m += 1
-                    if m == len(stop):
-                        hits.append(i + 1 - m)
-                        break
-            self._matched[k] = m
-        return min(hits) if hits else None
-
-    def _held(self) -> int:
-        """Length of the longest end of the text that is the beginning of a stop sequence."""
-        return max(self._matched, default=0)
-
-    def _release(self, safe: int) -> list[Piece]:
-        pieces = []
-        while self.pending and self.pending[0][2] <= safe:
-            tok, s, e = self.pending.pop(0)
-            pieces.append(Piece(self.text[s:e], tok))
-        return pieces
-
-
 # ---------------------------------------------------------------- generation
 
 
@@ -690,7 +536,7 @@ def echo_tokens(
             base = _top(tops[0][pos - 1], tops[1][pos - 1], entry) if tops else {}
             top = _with_chosen(base, entry.token_text(tid), lp)
         delta = detok.push(tid, final=i == len(ids) - 1)
-        offset = _token_start(len(text), delta, entry.token_text(tid))
+        offset = token_start(len(text), delta, entry.token_text(tid))
         tokens.append(Token(tid, entry.token_text(tid), lp, top, offset=offset))
         text += delta
     return text, tokens
