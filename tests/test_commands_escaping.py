@@ -139,3 +139,14 @@ def test_prepare_data_shows_hostile_file_contents_as_symbols(tmp_path, capsys):
     report = json.loads(out)["report"]
     assert HOSTILE in report["findings"][1]["details"]["columns"]
     assert "lone surrogate" in json.dumps(report)
+
+
+def test_the_tui_event_lines_and_status_words_show_symbols():
+    from types import SimpleNamespace
+
+    from ftui.widgets.event_log import format_event
+    from ftui.widgets.status import status_text
+
+    line = format_event(SimpleNamespace(created_at=0, level="info", message=HOSTILE + "\nnext"))
+    assert not any(c in line for c in RAW) and "evil" in line and "⏎ next" in line
+    assert not any(c in status_text(HOSTILE).plain for c in RAW)
