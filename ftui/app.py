@@ -65,7 +65,6 @@ FIRST_FRAME_JOBS = 500
 MAX_WATCHED = 8
 
 
-
 def _load_screen_class(module: str, cls: str) -> type[Screen]:
     return getattr(importlib.import_module(module), cls)
 
@@ -302,7 +301,7 @@ class FtuiApp(App[None]):
             text = f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror}"
         else:
             text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        from ftui.widgets.logprob_view import visible
+        from ftui.textsafe import visible
 
         # Server messages are shown as text, control characters as symbols (no terminal escapes).
         self.notify(

@@ -10,15 +10,17 @@ down, and so ``follow`` resumes after ftui restarts.
 - Several ftui processes may use one cache file: WAL journal, a busy timeout and one short
   transaction per call.
 - A cache file that is corrupt or unreadable is moved aside (``*.corrupt-<time>``) and rebuilt
-  with a :class:`CacheWarning`; it never crashes ftui. The cache is disposable by design.
-- It stores what the API returned and nothing else: API keys never reach it.
+  with one :class:`CacheWarning`; it never crashes ftui. The cache is disposable by design: only
+  the newest ``KEEP_CORRUPT`` copies set aside are kept.
+- It stores what the API returned and nothing else: API keys never reach it. Still, it holds
+  the user's job history, file names and results: the directory ftui creates for it is 0700 and
+  the database files are 0600, whatever the umask (existing ones are tightened at open).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -33,7 +35,6 @@ import platformdirs
 
 from ftui.types import FileObject, Job, JobEvent, Model, ResultRow
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (profile, job_id, idx));
 """
 _TABLES = ("meta", "jobs", "events", "follow", "files", "models", "results")
+KEEP_CORRUPT = 2  # copies of unusable cache files kept for a post-mortem, newest first
 
 
 class CacheWarning(UserWarning):
@@ -128,7 +130,7 @@ class Cache:
 
     def _open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_private()
             self._conn = self._connect(str(self.path))
             return
         except sqlite3.Error as exc:
@@ -139,8 +141,44 @@ class Cache:
             problem = exc
         self._set_aside(problem)
 
+    def _make_private(self) -> None:
+        """Create the directory (0700) and the database file (0600) before SQLite does: SQLite
+        gives its -wal and -shm files the database file's mode. A directory ftui did not make
+        for its own use (a path given by the caller) keeps its mode."""
+        parent = self.path.parent
+        own_dir = parent == default_cache_path().parent or not parent.exists()
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # Tightening is best effort (a file of another user stays as it is and still works).
+        for name in ([parent] if own_dir else []) + [self.path]:
+            with contextlib.suppress(OSError):
+                os.chmod(name, 0o700 if name == parent else 0o600)
+        for name in (f"{self.path}-wal", f"{self.path}-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(name, 0o600)
+
+    def _prune_aside(self) -> None:
+        """Delete all but the newest ``KEEP_CORRUPT`` copies set aside (the name holds the time
+        it was set aside; the file's mtime is that of its last write)."""
+        prefix = f"{self.path.name}.corrupt-"
+        copies = sorted(
+            (
+                f
+                for f in self.path.parent.glob(prefix + "*")
+                if not f.name.endswith(("-wal", "-shm"))
+            ),
+            key=lambda f: f.name[len(prefix) :],
+            reverse=True,
+        )
+        for old in copies[KEEP_CORRUPT:]:
+            for name in (old, Path(f"{old}-wal"), Path(f"{old}-shm")):
+                with contextlib.suppress(OSError):
+                    name.unlink()
+
     def _set_aside(self, problem: BaseException) -> None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        # Sorts by time; the nanoseconds keep copies set aside within one second apart.
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f".{time.time_ns() % 10**9:09d}"
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
         moved = False
         with contextlib.suppress(OSError):
@@ -150,7 +188,10 @@ class Cache:
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(OSError):
                 os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+        if moved:
+            self._prune_aside()
         try:
+            self._make_private()
             self._conn = self._connect(str(self.path))
             where = f"moved to {aside.name}" if moved else "rebuilt"
             msg = f"cache {self.path} was unusable ({problem}); {where}, starting a fresh cache"
@@ -160,7 +201,8 @@ class Cache:
                 f"cache {self.path} is unusable ({problem}; {exc}); "
                 "keeping this session's cache in memory only"
             )
-        log.warning(msg)
+        # One report: a warning (the TUI shows it in the app, `ftui` commands print it as one
+        # line), not a log record besides.
         warnings.warn(msg, CacheWarning, stacklevel=3)
 
     def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 COMMAND_MODULES = (
     "ftui.commands.serve",
@@ -46,11 +47,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return run_app(args.app_profile, mouse=not args.no_mouse)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """ftui's own warnings (a corrupt cache set aside, say) are for the user: one plain line on
+    stderr, without the source location Python adds. Other warnings are shown as usual."""
+    if category.__module__.split(".")[0] != "ftui":
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        (file or sys.stderr).write(text)
+        return
+    from ftui.commands._common import say
+
+    say(f"ftui: warning: {message}", file=sys.stderr)
 
 
 def run_app(profile: str | None = None, *, mouse: bool = True) -> int:
@@ -62,7 +79,9 @@ def run_app(profile: str | None = None, *, mouse: bool = True) -> int:
 
         app = FtuiApp(profile)
     except ConfigError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        from ftui.commands._common import error
+
+        error(str(exc))  # the config file's text may hold control characters
         return 2
     app.run(mouse=mouse)
     return int(app.return_code or 0)

@@ -2,13 +2,20 @@
 
 Shared by the server's upload validation and the prepare checks, so both sides agree on what a
 valid example is. Standard library only: the server and the TUI both import it.
+
+Beyond the shape, no value of a line may be what Python's json module accepts but training
+cannot use: a lone surrogate (``"\ud800"``: not Unicode text, the tokenizer refuses it) or a
+non-finite number (``NaN``, ``Infinity``, ``1e400``: not standard JSON).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from ftui.textsafe import first_surrogate
 
 CHAT_ROLES = frozenset({"system", "user", "assistant"})
 PROMPT_COMPLETION = "prompt_completion"
@@ -44,6 +51,40 @@ def record_format(obj: object) -> str | None:
 
 def check_record(obj: object) -> str | None:
     """What is wrong with one parsed example, or None when it is a valid example."""
+    return check_values(obj) or _check_shape(obj)
+
+
+def check_values(obj: object) -> str | None:
+    """The first value (keys included, at any depth) that is a lone surrogate or a non-finite
+    number, named by its path, or None."""
+    stack: list[tuple[object, str]] = [(obj, "")]
+    while stack:  # no recursion: json.loads accepts nesting deeper than Python's stack
+        value, path = stack.pop()
+        where = f"field {path}" if path else "the line"
+        if isinstance(value, str):
+            at = first_surrogate(value)
+            if at is not None:
+                return (
+                    f"{where} holds a lone surrogate ({value[at]!r} at character {at}), which "
+                    "is not valid Unicode text"
+                )
+        elif isinstance(value, float) and not math.isfinite(value):
+            name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            return f"{where} is {name}, which is not a valid JSON number"
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if first_surrogate(key) is not None:
+                    return (
+                        f"{where} has a key with a lone surrogate ({json.dumps(key)}), which "
+                        "is not valid Unicode text"
+                    )
+                stack.append((item, f"{path}[{json.dumps(key)}]" if path else json.dumps(key)))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _check_shape(obj: object) -> str | None:
     if not isinstance(obj, dict):
         return f"is not a JSON object (found {_json_type(obj)})"
     fmt = record_format(obj)
@@ -106,6 +147,21 @@ def validate_jsonl(lines: Iterable[bytes]) -> JsonlSummary:
     """
     examples = 0
     fmt: str | None = None
+    # Lone surrogates come only from \u escapes, non-finite numbers only from the constants or
+    # from numbers too large for a float: the value walk runs for the lines that have them.
+    unusual: list[str] = []
+
+    def constant(name: str) -> float:
+        unusual.append(name)
+        return float(name)
+
+    def floating(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            unusual.append(text)
+        return value
+
+    decoder = json.JSONDecoder(parse_constant=constant, parse_float=floating)
     for number, raw in enumerate(lines, start=1):
         try:
             text = raw.decode("utf-8")
@@ -116,14 +172,22 @@ def validate_jsonl(lines: Iterable[bytes]) -> JsonlSummary:
         if not text.strip():
             continue
         try:
-            obj = json.loads(text)
+            if text.startswith("\ufeff"):  # as json.loads says it
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            obj = decoder.decode(text)
         except json.JSONDecodeError as exc:
             raise RecordError(
                 number,
                 f"is not valid JSON ({exc.msg} at column {exc.colno}; "
                 f'line starts with: "{_hint(raw)}")',
             ) from None
-        problem = check_record(obj)
+        except RecursionError:
+            raise RecordError(number, "is nested too deeply to be an example") from None
+        problem = None
+        if unusual or "\\u" in text:
+            unusual.clear()
+            problem = check_values(obj)
+        problem = problem or _check_shape(obj)
         if problem:
             raise RecordError(number, problem)
         this = record_format(obj)

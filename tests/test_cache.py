@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 from pathlib import Path
 
@@ -227,3 +228,71 @@ def test_a_cleanly_closed_cache_skips_the_integrity_scan_and_a_touched_one_does_
     assert probe._closed_cleanly() is True
     path.write_bytes(path.read_bytes())  # changed behind our back (new mtime)
     assert probe._closed_cleanly() is False
+
+
+def test_copies_set_aside_do_not_pile_up(tmp_path):
+    from ftui.cache import KEEP_CORRUPT
+
+    path = tmp_path / "cache.sqlite3"
+    for round_ in range(KEEP_CORRUPT + 3):
+        path.write_bytes(f"garbage {round_} ".encode() * 200)
+        with pytest.warns(CacheWarning, match="unusable"), Cache(path) as cache:
+            cache.profile("p").set_meta("k", round_)
+    aside = sorted(f.name for f in tmp_path.iterdir() if ".corrupt-" in f.name)
+    assert len(aside) == KEEP_CORRUPT
+    # The newest ones stay: the last rounds' garbage.
+    kept = {(tmp_path / name).read_bytes().split()[1] for name in aside}
+    assert kept == {str(r).encode() for r in range(3, KEEP_CORRUPT + 3)}
+
+
+def test_cache_files_are_private_whatever_the_umask(tmp_path, monkeypatch):
+    import stat
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    from ftui.cache import default_cache_path
+
+    path = default_cache_path()
+    old = os.umask(0o002)
+    try:
+        with Cache() as cache:
+            cache.profile("p").set_meta("k", 1)
+            wal = Path(f"{path}-wal")
+            assert wal.exists() and stat.S_IMODE(wal.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        # Files and the directory left open by an older ftui are tightened at the next open.
+        os.chmod(path.parent, 0o755)
+        os.chmod(path, 0o644)
+        Cache().close()
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        # A directory the caller chose keeps its mode; the database in it is still private.
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o775)
+        Cache(shared / "c.sqlite3").close()
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o775
+        assert stat.S_IMODE((shared / "c.sqlite3").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_a_corrupt_cache_is_reported_once_by_a_command(tmp_path):
+    import subprocess
+    import sys
+
+    cache_dir = tmp_path / "xdg-cache" / "ftui"
+    cache_dir.mkdir(parents=True)
+    (cache_dir / "cache.sqlite3").write_bytes(b"not a database at all " * 200)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FTUI_"))},
+        "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # nothing listens: the list fails quickly
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "ftui", "jobs"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stderr.count("unusable") == 1, done.stderr
+    assert "CacheWarning" not in done.stderr and "cache.py" not in done.stderr
+    assert done.stderr.startswith("ftui: warning: cache ")
+    assert len(list(cache_dir.glob("cache.sqlite3.corrupt-*"))) == 1

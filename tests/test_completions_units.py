@@ -8,6 +8,8 @@ import sys
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ftui.server import infer
 from ftui.server.completions import parse_request
@@ -122,6 +124,46 @@ def test_earliest_of_several_stops_wins():
     state = infer.ChoiceText(["world", "lo"], base_offset=0)
     pieces = state.add(_token("hello world"), "hello world")
     assert "".join(p.text for p in pieces) == "hel"
+
+
+class _NaiveChoiceText(infer.ChoiceText):
+    """The plain definition: search the whole text for each stop, try every tail length."""
+
+    def _find_stop(self):
+        hits = [i for s in self.stops if (i := self.text.find(s)) >= 0]
+        return min(hits) if hits else None
+
+    def _held(self):
+        for size in range(len(self.text), 0, -1):
+            if any(s.startswith(self.text[-size:]) and len(s) > size for s in self.stops):
+                return size
+        return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text("ab", min_size=1, max_size=6), min_size=1, max_size=4),
+    st.lists(st.text("abc", max_size=5), max_size=12),
+)
+def test_stop_matching_agrees_with_the_plain_definition(stops, deltas):
+    fast, naive = infer.ChoiceText(stops, 0), _NaiveChoiceText(stops, 0)
+    for delta in deltas:
+        got = [(p.text, p.token.text) for p in fast.add(_token(delta), delta)]
+        want = [(p.text, p.token.text) for p in naive.add(_token(delta), delta)]
+        assert got == want and fast.stopped == naive.stopped and fast.text == naive.text
+        if fast.stopped:
+            break
+
+
+def test_a_long_stop_sequence_costs_no_more_per_token():
+    import time
+
+    state = infer.ChoiceText(["b" + "a" * 9999], base_offset=0)
+    started = time.perf_counter()
+    for _ in range(4000):
+        assert [p.text for p in state.add(_token("aa"), "aa")] == ["aa"]
+    # ~0.01 s; trying every end of the text against the stop took ~10 s (quadratic).
+    assert time.perf_counter() - started < 1.0
 
 
 def test_detokenizer_holds_partial_utf8(tiny_model_dir):

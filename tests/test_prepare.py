@@ -946,6 +946,39 @@ def test_chat_records_are_validated(tmp_path):
     assert written[1] == {"messages": rows[4]["messages"]}
 
 
+def test_values_the_upload_refuses_are_reported_and_removed(tmp_path):
+    """Lone surrogates and non-finite numbers: the upload check refuses them with the line, so
+    prepare reports those rows and what it writes always uploads."""
+    from ftui.records import validate_jsonl
+
+    rows = [
+        *pc_rows(3),
+        {"prompt": "a\ud800", "completion": "b"},
+        {"prompt": "c", "completion": "\udfff d"},
+        {"prompt": float("nan"), "completion": "e"},
+    ]
+    report = analyze(rows_file(tmp_path, rows))
+    assert report.finding("invalid_text").kind == NECESSARY
+    assert report.finding("invalid_text").rows == (4, 5)
+    assert report.finding("invalid_values").rows == (6,)
+    with open(apply(report, True)[0], "rb") as fh:
+        assert validate_jsonl(fh).examples == 3
+
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    chats = [
+        good,
+        {"messages": [{"role": "user", "content": "\ud800"}, good["messages"][1]]},
+        {"messages": [good["messages"][0], {**good["messages"][1], "weight": float("inf")}]},
+    ]
+    report = analyze(rows_file(tmp_path, chats, "chat.jsonl"))
+    bad = report.finding("invalid_examples")
+    assert bad.rows == (2, 3)
+    assert 'field "messages"[0]["content"] holds a lone surrogate' in bad.message
+    assert 'field "messages"[1]["weight"] is Infinity' in bad.message
+    with open(apply(report, True)[0], "rb") as fh:
+        assert validate_jsonl(fh).examples == 1
+
+
 def test_token_counts_with_a_given_tokenizer_and_context(tmp_path):
     rows = pc_rows(10, prompt=lambda i: "w " * (i + 1), completion=lambda i: f"c{i}")
 

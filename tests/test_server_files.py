@@ -91,6 +91,23 @@ BAD_FILES = [
     (b'{"messages": [{"role": "robot", "content": "x"}]}\n', 1, "role"),
     (b'{"messages": [{"role": "user", "content": "x"}]}\n', 1, "no assistant message"),
     (b'{"messages": []}\n', 1, "non-empty list"),
+    # What Python's json accepts but training cannot use: lone surrogates, non-finite numbers.
+    (
+        b'{"prompt": "a", "completion": "b"}\n{"prompt": "\\ud800 a", "completion": " b"}\n',
+        2,
+        'field "prompt" holds a lone surrogate',
+    ),
+    (
+        b'{"messages": [{"role": "user", "content": "hi"}, '
+        b'{"role": "assistant", "content": "x\\udfff"}]}\n',
+        1,
+        'field "messages"[1]["content"] holds a lone surrogate',
+    ),
+    (b'{"prompt": "a", "completion": "b", "\\ud800": 1}\n', 1, "key with a lone surrogate"),
+    (b'{"prompt": "a", "completion": "b", "weight": NaN}\n', 1, 'field "weight" is NaN'),
+    (b'{"prompt": "a", "completion": "b", "w": [-Infinity]}\n', 1, '"w"[0] is -Infinity'),
+    (b'{"prompt": "a", "completion": "b", "w": 1e400}\n', 1, 'field "w" is Infinity'),
+    (b"[" * 100_000 + b"]" * 100_000 + b"\n", 1, "nested too deeply"),
 ]
 
 

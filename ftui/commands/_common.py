@@ -1,17 +1,22 @@
 """What the scripting commands share: ``--profile``/``--json``, opening the client, errors.
 
 Only the standard library is imported here; the client (httpx) is imported when a command runs.
+
+Strings from a server or a file (names, ids, messages) can hold control characters; commands
+write them through ``say``, ``print_table``, ``print_json`` and ``error``, which never let an
+escape sequence reach the terminal (see ftui.textsafe).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
+
+from ftui.textsafe import encodable, one_line, safe_json, visible
 
 
 def add_profile(p: argparse.ArgumentParser) -> None:
@@ -38,22 +43,37 @@ def print_json(value: Any) -> None:
         value = value.to_dict()
     elif isinstance(value, list):
         value = [v.to_dict() if hasattr(v, "to_dict") else v for v in value]
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(safe_json(value, indent=2))
+
+
+def say(
+    text: str = "", *, file: TextIO | None = None, end: str = "\n", flush: bool = False
+) -> None:
+    """``print`` for text that holds strings from a server or a file: control characters are
+    shown as symbols (tab and newline kept)."""
+    print(visible(text), file=file or sys.stdout, end=end, flush=flush)
+
+
+def print_data(text: str, *, end: str = "\n", flush: bool = False) -> None:
+    """Data the user asked for (a completion, a results file): exact when stdout is a file or a
+    pipe, control characters shown as symbols when it is a terminal."""
+    out = sys.stdout
+    print(visible(text) if out.isatty() else encodable(text), end=end, flush=flush, file=out)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    cells = [[one_line("" if c is None else str(c)) for c in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     for row in [list(headers), *cells]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def error(message: str) -> None:
-    print(f"Error: {message}", file=sys.stderr)
+    say(f"Error: {message}", file=sys.stderr)
 
 
 def retry_notice(notice: Any) -> None:
-    print(
+    say(
         f"ftui: {notice.what}: {notice.error}; retrying in {notice.delay:.1f}s",
         file=sys.stderr,
         flush=True,
@@ -94,4 +114,4 @@ def run(
 
 def profile_flag(args: argparse.Namespace) -> str:
     """``--profile NAME `` to repeat in suggested commands ('' for the default profile)."""
-    return f"--profile {args.profile} " if getattr(args, "profile", None) else ""
+    return f"--profile {one_line(args.profile)} " if getattr(args, "profile", None) else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ftui.commands._common import add_json, add_profile, print_json, print_table, run, stamp
+from ftui.commands._common import add_json, add_profile, print_json, print_table, run, say, stamp
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,7 +64,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         if args.json:
             print_json(f)
         else:
-            print(f"Uploaded file from {args.path}: {f.id}")
+            say(f"Uploaded file from {args.path}: {f.id}")
         return 0
 
     return run(args, body)

@@ -13,10 +13,12 @@ from ftui.commands._common import (
     add_profile,
     error,
     open_client,
+    print_data,
     print_json,
     print_table,
     profile_flag,
     run,
+    say,
     stamp,
 )
 
@@ -124,7 +126,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             if not cached:
                 raise
             seen = client.cache.jobs_seen_at()
-            print(
+            say(
                 f"ftui: cannot reach {client.base_url} ({exc}); showing the jobs cached at "
                 f"{stamp(int(seen)) if seen else 'an earlier run'}",
                 file=sys.stderr,
@@ -154,9 +156,9 @@ def _final_words(job: Any, args: argparse.Namespace) -> str:
 
 async def _follow_and_report(client: Any, job_id: str, args: argparse.Namespace) -> Any:
     async for event in client.follow(job_id):
-        print(f"[{stamp(event.created_at)}] {event.message}", flush=True)
+        say(f"[{stamp(event.created_at)}] {event.message}", flush=True)
     job = await client.jobs.retrieve(job_id)
-    print(_final_words(job, args), flush=True)
+    say(_final_words(job, args), flush=True)
     return job
 
 
@@ -177,7 +179,7 @@ def _interrupted(args: argparse.Namespace, job_id: str) -> int:
     except (Exception, KeyboardInterrupt):  # noqa: BLE001
         state = "in an unknown state"
     flag = profile_flag(args)
-    print(
+    say(
         f"\nStream interrupted. Job is still {state}.\n"
         f"To resume the stream, run:\n\n  ftui follow {flag}{job_id}\n\n"
         f"To cancel your job, run:\n\n  ftui cancel {flag}{job_id}\n",
@@ -204,7 +206,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
             print_json(job)
         else:
             model = f" ({job.fine_tuned_model})" if job.fine_tuned_model else ""
-            print(f"{job.id}: {job.status}{model}")
+            say(f"{job.id}: {job.status}{model}")
         return 0 if job.succeeded else 1
 
     try:
@@ -224,9 +226,13 @@ def cmd_results(args: argparse.Namespace) -> int:
         file_id = await client.jobs.results_file(args.job)
         if args.output:
             path = await client.files.content(file_id, args.output)
-            print(f"Wrote {path}", file=sys.stderr)
+            say(f"Wrote {path}", file=sys.stderr)
         else:
-            sys.stdout.buffer.write(await client.files.content(file_id))
+            content = await client.files.content(file_id)
+            if sys.stdout.isatty():  # the file comes from the server: no raw escapes on screen
+                print_data(content.decode("utf-8", "replace"), end="")
+            else:
+                sys.stdout.buffer.write(content)
             sys.stdout.flush()
         return 0
 
@@ -238,7 +244,7 @@ async def _file_id(client: Any, value: str, args: argparse.Namespace) -> str:
     if not os.path.isfile(value):
         return value
     f = await client.files.create(value)
-    print(f"Uploaded file from {value}: {f.id}", file=sys.stderr if args.json else sys.stdout)
+    say(f"Uploaded file from {value}: {f.id}", file=sys.stderr if args.json else sys.stdout)
     return f.id
 
 
@@ -266,7 +272,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         if args.json:
             print_json(job)
             return 0
-        print(f"Created fine-tune: {job.id}", flush=True)
+        say(f"Created fine-tune: {job.id}", flush=True)
         if args.no_follow:
             return 0
         print(
@@ -293,7 +299,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         if args.json:
             print_json(job)
         else:
-            print(f"{job.id}: {job.status}")
+            say(f"{job.id}: {job.status}")
         return 0
 
     return run(args, body)

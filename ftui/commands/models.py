@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ftui.commands._common import add_json, add_profile, error, print_json, print_table, run, stamp
+from ftui.commands._common import (
+    add_json,
+    add_profile,
+    error,
+    print_data,
+    print_json,
+    print_table,
+    run,
+    say,
+    stamp,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,7 +88,7 @@ def cmd_delete_model(args: argparse.Namespace) -> int:
         if args.json:
             print_json(result)
         else:
-            print(f"Deleted {result.id}")
+            say(f"Deleted {result.id}")
         return 0
 
     return run(args, body)
@@ -131,7 +141,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
                 if args.json:
                     print_json(chunk.raw)
                 else:
-                    print(chunk.text, end="", flush=True)
+                    print_data(chunk.text, end="", flush=True)
             if not args.json:
                 print()
             return 0
@@ -145,7 +155,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         for choice in completion.choices:
             if many:
                 print(f"===== Completion {choice.index} =====")
-            print(choice.text)
+            print_data(choice.text)
         return 0
 
     return run(args, body)

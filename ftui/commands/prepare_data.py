@@ -10,9 +10,11 @@ report (and, with `-q`, what was written) as one JSON document for scripts and a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from ftui.commands._common import say
+from ftui.textsafe import safe_json
 
 YES = ("", "y", "yes")
 NO = ("n", "no")
@@ -66,14 +68,14 @@ def _run(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     if not args.json:
-        print("Analyzing...", file=out, flush=True)
+        say("Analyzing...", file=out, flush=True)
     try:
         report = analyze(args.file, model=args.model, data_dir=_data_dir())
     except PrepareError as exc:
         if args.json:
-            print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False, indent=2), file=out)
+            say(safe_json({"error": exc.to_dict()}, indent=2), file=out)
         else:
-            print(f"\nERROR: {exc}\n\nAborting...", file=sys.stderr)
+            say(f"\nERROR: {exc}\n\nAborting...", file=sys.stderr)
         return 1
 
     if args.json:
@@ -83,37 +85,37 @@ def _run(args: argparse.Namespace) -> int:
         if f.kind in ("error",):
             continue
         prefix = "WARNING: " if f.kind == "warning" else ""
-        print(f"\n- {prefix}{f.message}", end="", file=out)
-    print(file=out)
+        say(f"\n- {prefix}{f.message}", end="", file=out)
+    say(file=out)
     if report.errors:
         for f in report.errors:
-            print(f"\nERROR in {f.id} check: {f.message}", file=sys.stderr)
-        print("\nAborting...", file=sys.stderr)
+            say(f"\nERROR in {f.id} check: {f.message}", file=sys.stderr)
+        say("\nAborting...", file=sys.stderr)
         return 1
 
     accepted: list[str] = []
     actions = [f for f in report.findings if f.kind in ("necessary", "optional")]
     if actions:
-        print("\n\nBased on the analysis we will perform the following actions:", file=out)
+        say("\n\nBased on the analysis we will perform the following actions:", file=out)
         for f in actions:
             if f.kind == "necessary":
-                print(f"- [Necessary] {f.action}", file=out)
+                say(f"- [Necessary] {f.action}", file=out)
             elif _ask(f"- [Recommended] {f.action} [Y/n]: ", args.quiet):
                 accepted.append(f.id)
     else:
-        print("\n\nNo remediations found.", file=out)
+        say("\n\nNo remediations found.", file=out)
 
     if (report.necessary or accepted) and not _ask(
         "\n\nYour data will be written to a new JSONL file. Proceed [Y/n]: ", args.quiet
     ):
-        print("Aborting... did not write the file", file=out)
+        say("Aborting... did not write the file", file=out)
         return 0
     try:
         written = apply(report, accepted, output=args.output)
     except PrepareError as exc:
-        print(f"\nERROR: {exc}", file=sys.stderr)
+        say(f"\nERROR: {exc}", file=sys.stderr)
         return 1
-    print(_advice(written, args.model), file=out)
+    say(_advice(written, args.model), file=out)
     return 0
 
 
@@ -128,7 +130,7 @@ def _run_json(args: argparse.Namespace, report: Any, apply: Any, error: type) ->
         except error as exc:
             doc["error"] = exc.to_dict()
             code = 1
-    print(json.dumps(doc, ensure_ascii=False, indent=2), file=sys.stdout)
+    say(safe_json(doc, indent=2), file=sys.stdout)
     return code
 
 
@@ -136,23 +138,23 @@ def _ask(question: str, quiet: bool) -> bool:
     """Yes unless the answer is n/no; -q says yes; end of input takes the default (yes)."""
     out = sys.stdout
     if quiet:
-        print(f"{question}Y", file=out, flush=True)
+        say(f"{question}Y", file=out, flush=True)
         return True
     while True:
-        print(question, end="", file=out, flush=True)
+        say(question, end="", file=out, flush=True)
         try:
             answer = input()
         except EOFError:
-            print("Y", file=out)
+            say("Y", file=out)
             return True
         if not sys.stdin.isatty():
-            print(answer, file=out)  # keep a transcript readable when answers are piped in
+            say(answer, file=out)  # keep a transcript readable when answers are piped in
         answer = answer.strip().lower()
         if answer in YES:
             return True
         if answer in NO:
             return False
-        print("Please answer y or n.", file=out)
+        say("Please answer y or n.", file=out)
 
 
 def _advice(written: Any, model: str | None) -> str:

@@ -254,6 +254,22 @@ def non_text_values(a: Analysis) -> None:
             )
         )
     a.unusable.update(invalid)
+    broken = sorted(
+        set(_text.surrogate_positions(a.prompts)) | set(_text.surrogate_positions(a.completions))
+    )
+    if broken:
+        a.add(
+            Finding(
+                "invalid_text",
+                NECESSARY,
+                f"{plural(len(broken), 'row')} hold a lone surrogate (an unpaired \\ud800–\\udfff"
+                " escape), which is not Unicode text and is refused at upload:"
+                f" {rows_text(unit, pick(locs, broken))}",
+                f"Remove {plural(len(broken), 'row')} whose text is not valid Unicode",
+                rows=pick(locs, broken),
+            )
+        )
+        a.unusable.update(broken)
     if pc.missing and table.typed and fmt != "xlsx":
         a.add(
             Finding(

@@ -17,6 +17,8 @@ from json.encoder import (  # the C encoders of json.dumps
 )
 from typing import Any
 
+from ftui.textsafe import first_surrogate
+
 CHUNK = 1 << 15  # rows per joined chunk
 _JOIN = "\x00"
 
@@ -269,6 +271,19 @@ def duplicate_positions(
         return sorted(out_set)
     out.sort()
     return out
+
+
+def surrogate_positions(values: Sequence[str]) -> list[int]:
+    """Positions of the values that hold a lone surrogate (JSON's ``"\\ud800"``): not Unicode
+    text, refused at upload. Chunks of ASCII text are passed over at C speed."""
+    found: list[int] = []
+    for start in range(0, len(values), CHUNK):
+        chunk = values[start : start + CHUNK]
+        joined = "".join(chunk)
+        if joined.isascii() or first_surrogate(joined) is None:
+            continue
+        found.extend(start + i for i, v in enumerate(chunk) if first_surrogate(v) is not None)
+    return found
 
 
 def drop_positions(values: Sequence, positions: Sequence[int]) -> Sequence:

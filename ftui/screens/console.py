@@ -24,9 +24,10 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Input, Label, Select, TextArea
 
+from ftui.textsafe import visible
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.console_history import HistoryScreen, PromptHistory
-from ftui.widgets.logprob_view import LogprobView, visible
+from ftui.widgets.logprob_view import LogprobView
 from ftui.widgets.param_panel import ParamError, ParamPanel
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Label, Log, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
+from ftui.textsafe import visible
 from ftui.widgets.base import StaleNotice, TableScreen
 from ftui.widgets.file_path_input import PathInput
-from ftui.widgets.logprob_view import visible
 from ftui.widgets.prepare_report import PrepareReportView
 
 if TYPE_CHECKING:

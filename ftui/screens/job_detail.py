@@ -22,10 +22,10 @@ from textual.containers import Horizontal
 from textual.events import Resize
 from textual.widgets import Footer, Header, Static
 
+from ftui.textsafe import visible
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.chart import Line, MetricChart
 from ftui.widgets.event_log import EventLog
-from ftui.widgets.logprob_view import visible
 from ftui.widgets.status import status_text
 
 if TYPE_CHECKING:
@@ -154,10 +154,11 @@ class JobDetailScreen(FtuiScreen):
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(overflow="fold")
         head = status_text(job.status, job.state)
-        head.append(f"  {job.id}", style="bold")
+        head.append(f"  {visible(job.id)}", style="bold")
         grid.add_row("Status", head)
-        grid.add_row("Base model", Text(job.model or "—"))
-        grid.add_row("Fine-tuned", Text(job.fine_tuned_model or "— (when it succeeds)"))
+        # visible(): what the server sends never reaches the terminal as escape sequences
+        grid.add_row("Base model", Text(visible(job.model or "—")))
+        grid.add_row("Fine-tuned", Text(visible(job.fine_tuned_model or "— (when it succeeds)")))
         when = f"created {_when(job.created_at)}"
         if job.finished_at:
             when += f" · finished {_when(job.finished_at)}"
@@ -167,13 +168,13 @@ class JobDetailScreen(FtuiScreen):
             files.append(f"valid {self._file_name(job.validation_file)}")
         if job.result_files:
             files.append(f"results {', '.join(job.result_files)}")
-        grid.add_row("Files", Text(" · ".join(files)))
+        grid.add_row("Files", Text(visible(" · ".join(files))))
         hp = dict(job.hyperparameters)
         if job.seed is not None:
             hp["seed"] = job.seed
         if job.suffix:
             hp["suffix"] = job.suffix
-        grid.add_row("Hyperparams", Text(_hp_text(hp)))
+        grid.add_row("Hyperparams", Text(visible(_hp_text(hp))))
         grid.add_row("Progress", Text(self._progress_text(job)))
         grid.add_row("Checkpoints", Text(self._checkpoints_text()))
         info.update(grid)

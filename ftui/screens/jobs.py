@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Input, Static
 
+from ftui.textsafe import one_line
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.jobs_table import JobsTable
 from ftui.widgets.status import status_text
@@ -172,11 +173,11 @@ class JobsScreen(FtuiScreen):
         return (
             "★" if job.id in self.marked else " ",
             status_text(job.status, job.state),
-            job.id,
+            one_line(job.id),  # what the server sends never reaches the terminal as escapes
             fmt_progress(job, self.ftui.progress.get(job.id)),
             fmt_eta(job),
-            job.model,
-            job.fine_tuned_model or "",
+            one_line(job.model),
+            one_line(job.fine_tuned_model or ""),
             fmt_time(job.created_at),
         )
 

@@ -18,8 +18,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
+from ftui.textsafe import visible
 from ftui.widgets.base import StaleNotice, TableScreen
-from ftui.widgets.logprob_view import visible
 
 if TYPE_CHECKING:
     from ftui.types import Job, Model

@@ -26,8 +26,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ftui.server import basemodels, infer, params
-from ftui.server.errors import APIError, bad_request
+from ftui.server.errors import APIError, bad_request, clip
 from ftui.server.store import Store, new_id, now
+from ftui.textsafe import first_surrogate
 
 log = logging.getLogger("ftui.server.completions")
 
@@ -53,7 +54,11 @@ FIELDS = {
 }
 DEFAULT_PROMPT = "<|endoftext|>"  # what the original API assumed when no prompt was given
 MAX_STOP = 4
+MAX_STOP_CHARS = 10_000  # characters of one stop sequence
 MAX_PROMPTS = 2048
+MAX_CHOICES = 2048  # prompts × best_of: the sequences one request may generate
+MAX_LOGIT_BIAS = 4096  # entries of logit_bias
+MAX_MODEL_NAME = 4096  # characters: longer is neither a model name nor a usable path
 MAX_TOKENS_LIMIT = 1 << 31
 SEED_RANGE = (-(1 << 63), (1 << 64) - 1)
 DEFAULT_WORKERS = 4
@@ -96,6 +101,12 @@ class CompletionRequest:
         )
 
 
+def quote_input(value: str, limit: int = 200) -> str:
+    """A value of the request as an error message quotes it: clipped (a huge input is never
+    echoed back whole) and with lone surrogates escaped (the answer must encode as UTF-8)."""
+    return clip(value, limit).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -112,14 +123,14 @@ def parse_prompt(body: dict[str, Any]) -> list[str | list[int]]:
         raise bad_request(f"{shape}, but got {type(value).__name__}.", param="prompt")
     if not value:
         raise bad_request("'prompt' must not be an empty array.", param="prompt")
-    if len(value) > MAX_PROMPTS:
+    if all(_is_int(v) for v in value):  # one prompt of token ids: the context bounds its length
+        prompts: list[str | list[int]] = [list(value)]
+    elif len(value) > MAX_PROMPTS:
         raise bad_request(
             f"'prompt' may hold at most {MAX_PROMPTS} prompts; got {len(value)}.", param="prompt"
         )
-    if all(isinstance(v, str) for v in value):
+    elif all(isinstance(v, str) for v in value):
         return list(value)
-    if all(_is_int(v) for v in value):
-        prompts: list[str | list[int]] = [list(value)]
     elif all(isinstance(v, list) and v and all(_is_int(t) for t in v) for v in value):
         prompts = [list(v) for v in value]
     else:
@@ -145,6 +156,12 @@ def parse_stop(body: dict[str, Any]) -> tuple[str, ...]:
         )
     if any(not s for s in stops):
         raise bad_request("Stop sequences must not be empty strings.", param="stop")
+    longest = max(len(s) for s in stops)
+    if longest > MAX_STOP_CHARS:
+        raise bad_request(
+            f"Stop sequences may be at most {MAX_STOP_CHARS} characters long; got {longest}.",
+            param="stop",
+        )
     return tuple(stops)
 
 
@@ -157,6 +174,11 @@ def parse_logit_bias(body: dict[str, Any]) -> dict[int, float]:
             "Invalid type for 'logit_bias': expected an object mapping token ids to biases.",
             param="logit_bias",
         )
+    if len(value) > MAX_LOGIT_BIAS:
+        raise bad_request(
+            f"'logit_bias' may hold at most {MAX_LOGIT_BIAS} entries; got {len(value)}.",
+            param="logit_bias",
+        )
     bias: dict[int, float] = {}
     for key, amount in value.items():
         try:
@@ -165,18 +187,20 @@ def parse_logit_bias(body: dict[str, Any]) -> dict[int, float]:
             token = -1
         if token < 0 or str(token) != key.strip():
             raise bad_request(
-                f"Invalid key in 'logit_bias': {key!r} is not a token id (a non-negative "
+                f"Invalid key in 'logit_bias': {quote_input(key, 40)!r} is not a token id (a "
+                "non-negative "
                 "integer as a string).",
                 param="logit_bias",
             )
         if isinstance(amount, bool) or not isinstance(amount, int | float):
             raise bad_request(
-                f"Invalid value in 'logit_bias' for token {key}: expected a number.",
+                f"Invalid value in 'logit_bias' for token {token}: expected a number.",
                 param="logit_bias",
             )
         if not -100 <= amount <= 100:
             raise bad_request(
-                f"'logit_bias' values must be between -100 and 100; got {amount} for token {key}.",
+                f"'logit_bias' values must be between -100 and 100; got {amount} for token "
+                f"{token}.",
                 param="logit_bias",
             )
         bias[token] = float(amount)
@@ -222,13 +246,21 @@ def parse_request(body: dict[str, Any], model: str | None = None) -> CompletionR
             "once all are complete.",
             param="best_of",
         )
+    prompts = parse_prompt(body)
+    if len(prompts) * best_of > MAX_CHOICES:
+        raise bad_request(
+            f"This request asks for {len(prompts)} prompts × {best_of} completions each "
+            f"(best_of, else n); at most {MAX_CHOICES} are generated per request. Send fewer "
+            "prompts per request.",
+            param="n" if best_of == n else "best_of",
+        )
     max_tokens = params.integer(body, "max_tokens", 0, MAX_TOKENS_LIMIT)
     temperature = params.number(body, "temperature", 0, 2)
     top_p = params.number(body, "top_p", 0, 1)
     seed = params.integer(body, "seed", *SEED_RANGE)
     return CompletionRequest(
         model=model,
-        prompts=parse_prompt(body),
+        prompts=prompts,
         max_tokens=16 if max_tokens is None else max_tokens,
         temperature=1.0 if temperature is None else temperature,
         top_p=1.0 if top_p is None else top_p,
@@ -423,10 +455,14 @@ class CompletionService:
         self.models.discard(deleted)
 
     def _not_found(self, name: str, detail: str = "") -> APIError:
-        message = f"The model `{name}` does not exist" + (f": {detail}" if detail else "")
+        message = f"The model `{quote_input(name)}` does not exist" + (
+            f": {quote_input(detail, 1000)}" if detail else ""
+        )
         return APIError(404, message, param="model", code="model_not_found")
 
     def _resolve(self, name: str) -> tuple[Hashable, Path]:
+        if len(name) > MAX_MODEL_NAME or "\x00" in name or first_surrogate(name) is not None:
+            raise self._not_found(name, "this is neither a model name nor a usable path.")
         record = self.store.get_model(name)
         if record is not None:
             return ("fine-tuned", record.id, record.path), Path(record.path)
@@ -455,6 +491,8 @@ class CompletionService:
             raise self._not_found(name, detail) from None
         except basemodels.BaseModelConfigError as exc:
             raise APIError(500, str(exc), type="server_error") from None
+        except OSError as exc:  # a local path the system refuses (a name too long, say)
+            raise self._not_found(name, f"{exc.strerror or exc}.") from None
         return ("base", str(path)), path
 
     def _load(self, name: str, key: Hashable, path: Path) -> infer.LoadedModel:
@@ -469,17 +507,12 @@ class CompletionService:
             log.exception("loading model %s from %s failed", name, path)
             raise APIError(
                 500,
-                f"Could not load the model `{name}` from {path}: {type(exc).__name__}: {exc}",
+                f"Could not load the model `{quote_input(name)}` from {path}: "
+                f"{type(exc).__name__}: {exc}",
                 type="server_error",
             ) from None
 
     def _prepare(self, entry: infer.LoadedModel, req: CompletionRequest) -> list[infer.Prompt]:
-        try:
-            prompts = [infer.prepare_prompt(entry, p) for p in req.prompts]
-            prompt_logprobs = req.echo and req.logprobs is not None
-            infer.check_budget(entry, prompts, req.max_tokens, req.best_of, prompt_logprobs)
-        except infer.RequestError as exc:
-            raise bad_request(exc.message, param=exc.param, code=exc.code) from None
         too_big = [t for t in req.logit_bias if t >= entry.vocab_size]
         if too_big:
             raise bad_request(
@@ -487,6 +520,13 @@ class CompletionService:
                 f"{entry.vocab_size - 1}.",
                 param="logit_bias",
             )
+        try:
+            # One prompt at a time, each refused as soon as it cannot fit beside max_tokens.
+            prompts = [infer.prepare_prompt(entry, p, req.max_tokens) for p in req.prompts]
+            prompt_logprobs = req.echo and req.logprobs is not None
+            infer.check_budget(entry, prompts, req.max_tokens, req.best_of, prompt_logprobs)
+        except infer.RequestError as exc:
+            raise bad_request(exc.message, param=exc.param, code=exc.code) from None
         return prompts
 
     # --- answering -------------------------------------------------------------------------

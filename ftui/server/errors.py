@@ -37,3 +37,11 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 
 def not_found(kind: str, ident: str, param: str = "id") -> APIError:
     return APIError(404, f"No such {kind} object: {ident}", param=param)
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` as an error message quotes it: whole when short, else its first ``limit``
+    characters and its length, so that a huge input is never echoed back whole."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"…({len(text)} characters)"

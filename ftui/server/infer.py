@@ -6,9 +6,8 @@ The decoding loop prefills the prompt once, repeats the cache for the n samples 
 then feeds one token per row per step. Per step and row it computes the raw log-probabilities
 (reported in `logprobs`), applies `logit_bias` and the presence/frequency penalties to the
 logits, then picks greedily (temperature 0) or samples with temperature and top_p from a seeded
-generator. Text is produced by an incremental detokenizer (partial UTF-8 held back) and a per-
-choice text state that holds back what could still turn into a stop sequence, so that streamed
-and non-streamed output are made by the same code and agree exactly.
+generator. Text is produced by the incremental detokenizer and the per-choice text state of
+`choicetext`, so that streamed and non-streamed output are made by the same code.
 """
 
 from __future__ import annotations
@@ -25,14 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftui.server.choicetext import ChoiceText, Detokenizer, Token, token_start
+from ftui.textsafe import first_surrogate
+
 log = logging.getLogger("ftui.server.infer")
 
 DEFAULT_CACHE_MODELS = 4
 CACHE_MEMORY_FRACTION = 0.25  # of physical memory, for loaded models
 KV_MEMORY_FRACTION = 0.25  # of physical memory, for one request's key/value cache
-PREFIX_WINDOW = 5  # tokens of context the detokenizer decodes with (for SentencePiece spaces)
 FALLBACK_CONTEXT = 2048
 NUCLEUS_CANDIDATES = 1024  # top_p sorts these first (see _choose)
+# Characters one tokenizer call gets while a long prompt is counted (see LoadedModel.encode):
+# ~10 ms of work under the tokenizer lock, a few thousand tokens in memory.
+ENCODE_WINDOW = 1 << 15
 
 
 class RequestError(ValueError):
@@ -43,6 +47,14 @@ class RequestError(ValueError):
         self.message = message
         self.param = param
         self.code = code
+
+
+class TooManyTokens(Exception):
+    """A text was found to have more tokens than allowed before it was tokenized to its end."""
+
+    def __init__(self, at_least: int) -> None:
+        super().__init__(f"at least {at_least} tokens")
+        self.at_least = at_least
 
 
 def set_runtime_env() -> None:
@@ -100,7 +112,9 @@ class LoadedModel:
     kv_bytes_per_token: int  # key/value cache bytes per token per row
     cache_arg: str  # the forward() keyword of the KV cache ("cache" in transformers 5.x)
     _texts: dict[int, str] = field(default_factory=dict, repr=False)
-    # Fast tokenizers can raise "Already borrowed" when one encodes from several threads.
+    # A fast tokenizer's __call__ may change its truncation/padding settings, and a change while
+    # another thread encodes raises "Already borrowed". Every call under this lock gets a
+    # bounded amount of text (see encode), so no request holds it for long.
     _encode_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -115,12 +129,40 @@ class LoadedModel:
             text = self._texts[token_id] = self.decode([token_id])
         return text
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, limit: int | None = None) -> list[int]:
+        """The ids of a prompt. With ``limit``, a text longer than one window is first counted
+        window by window and refused (TooManyTokens) as soon as it surely has more than
+        ``limit`` tokens: a 20 MB prompt costs one window, not a full encode (a minute and
+        gigabytes). Only a text that fits is encoded whole."""
+        if limit is not None and len(text) > ENCODE_WINDOW:
+            self._count_up_to(text, limit)
         with self._encode_lock:
             ids = list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
         if self.appends_eos and ids and ids[-1] in self.eos_ids:
             ids.pop()  # as in training: no EOS between the prompt and the completion
         return ids
+
+    def _count_up_to(self, text: str, limit: int) -> None:
+        """Raise TooManyTokens once the windows counted so far hold more than ``limit`` tokens.
+
+        Windows end before a space where one is near, so that words (the tokenizer's pre-
+        tokens) are rarely cut; a cut word can cost a token more than it would whole, so one
+        token per cut is taken off the count to keep it a lower bound."""
+        counted = cuts = 0
+        start = 0
+        while start < len(text):
+            end = start + ENCODE_WINDOW
+            if end < len(text):
+                space = text.rfind(" ", start + ENCODE_WINDOW // 2, end)
+                end = space if space > start else end
+                cuts += 1
+            with self._encode_lock:
+                window = self.tokenizer(text[start:end], add_special_tokens=False)
+            counted += len(window["input_ids"])
+            del window
+            if counted - cuts > limit:
+                raise TooManyTokens(counted - cuts)
+            start = end
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
@@ -331,19 +373,57 @@ class Prompt:
     hidden: int = 0  # leading ids that are not part of the user's prompt (empty prompt → BOS)
 
 
-def prepare_prompt(entry: LoadedModel, prompt: str | list[int]) -> Prompt:
+def context_error(
+    entry: LoadedModel, prompt_tokens: int, max_tokens: int, at_least: bool = False
+) -> RequestError:
+    more = "at least " if at_least else ""
+    return RequestError(
+        f"This model's maximum context length is {entry.context} tokens, however you "
+        f"requested {more}{prompt_tokens + max_tokens} tokens ({more}{prompt_tokens} in your "
+        f"prompt; {max_tokens} for the completion). Please reduce your prompt; or completion "
+        "length.",
+        param="max_tokens",
+        code="context_length_exceeded",
+    )
+
+
+def prepare_prompt(
+    entry: LoadedModel, prompt: str | list[int], max_tokens: int | None = None
+) -> Prompt:
+    """A prompt's ids. With ``max_tokens``, a prompt that cannot fit the context beside them is
+    refused as soon as that is known (context_length_exceeded): a long text before it is
+    tokenized to its end, a long list of ids before its ids are checked."""
+    room = None if max_tokens is None else entry.context - max_tokens  # tokens the prompt may have
+
+    def too_long(tokens: int, at_least: bool = False) -> RequestError:
+        assert max_tokens is not None
+        return context_error(entry, tokens, max_tokens, at_least)
+
     if isinstance(prompt, str):
-        ids = entry.encode(prompt)
+        where = first_surrogate(prompt)
+        if where is not None:
+            raise RequestError(
+                f"'prompt' holds a lone surrogate ({prompt[where]!r} at character {where}), "
+                "which is not valid Unicode text.",
+                param="prompt",
+            )
+        try:
+            ids = entry.encode(prompt, room)
+        except TooManyTokens as exc:
+            raise too_long(exc.at_least, at_least=True) from None
     else:
-        limit = min(entry.vocab_size, entry.tokenizer_size)
-        bad = next((t for t in prompt if not 0 <= t < limit), None)
+        if room is not None and len(prompt) > room:
+            raise too_long(len(prompt))
+        end = min(entry.vocab_size, entry.tokenizer_size)
+        bad = next((t for t in prompt if not 0 <= t < end), None)
         if bad is not None:
             raise RequestError(
-                f"'prompt' contains token id {bad}, but this model's token ids are 0 to "
-                f"{limit - 1}.",
+                f"'prompt' contains token id {bad}, but this model's token ids are 0 to {end - 1}.",
                 param="prompt",
             )
         ids = list(prompt)
+    if room is not None and len(ids) > room:
+        raise too_long(len(ids))
     if ids:
         return Prompt(ids)
     if entry.start_id is None:
@@ -361,13 +441,7 @@ def check_budget(
     """Refuse requests that do not fit the context window, or would need too much memory."""
     longest = max(len(p.ids) for p in prompts)
     if longest + max_tokens > entry.context:
-        raise RequestError(
-            f"This model's maximum context length is {entry.context} tokens, however you "
-            f"requested {longest + max_tokens} tokens ({longest} in your prompt; {max_tokens} "
-            "for the completion). Please reduce your prompt; or completion length.",
-            param="max_tokens",
-            code="context_length_exceeded",
-        )
+        raise context_error(entry, longest, max_tokens)
     limit = _env_mb("FTUI_KV_LIMIT_MB") or int(physical_memory() * KV_MEMORY_FRACTION)
     need = entry.kv_bytes_per_token * rows * (longest + max_tokens)
     if need > limit:
@@ -386,128 +460,6 @@ def check_budget(
             "the prompt or leave out echo or logprobs.",
             param="prompt",
         )
-
-
-# ---------------------------------------------------------------- text
-
-
-class Detokenizer:
-    """Text of a growing list of ids, as stable deltas. A token that ends in the middle of a
-    UTF-8 sequence yields no text until a later token completes it (or ``final`` is given)."""
-
-    def __init__(self, decode: Callable[[Sequence[int]], str], context: Sequence[int]) -> None:
-        self.decode = decode
-        self.ids = list(context)
-        self.prefix = max(0, len(self.ids) - PREFIX_WINDOW)
-        self.read = len(self.ids)
-
-    def push(self, token_id: int | None, final: bool = False) -> str:
-        if token_id is not None:
-            self.ids.append(token_id)
-        if self.read == len(self.ids):
-            return ""
-        before = self.decode(self.ids[self.prefix : self.read])
-        after = self.decode(self.ids[self.prefix :])
-        if len(after) > len(before) and (final or not after.endswith("\ufffd")):
-            self.prefix, self.read = self.read, len(self.ids)
-            return after[len(before) :]
-        return ""
-
-    def flush(self) -> str:
-        return self.push(None, final=True)
-
-
-@dataclass
-class Token:
-    """One token of a choice as the API reports it."""
-
-    id: int
-    text: str
-    logprob: float | None
-    top: dict[str, float] | None
-    offset: int = 0  # character offset in the choice's text (echoed prompt included)
-
-
-def _token_start(start: int, delta: str, token_text: str) -> int:
-    """Where a token's text begins. A delta can also carry text held back from earlier tokens
-    (bytes of a UTF-8 sequence that turned out invalid, shown as '\ufffd'): then the token
-    itself starts after that text."""
-    if token_text and "\ufffd" not in token_text and delta.endswith(token_text):
-        return start + len(delta) - len(token_text)
-    return start
-
-
-@dataclass
-class Piece:
-    """Text that is final, and the token it belongs to (None for a flushed remainder)."""
-
-    text: str
-    token: Token | None
-
-
-class ChoiceText:
-    """The generated text of one choice. Holds back text that could still start a stop
-    sequence, cuts the text at the first stop sequence, and releases whole tokens in order."""
-
-    def __init__(self, stops: Sequence[str], base_offset: int) -> None:
-        self.stops = [s for s in stops if s]
-        self.longest_stop = max((len(s) for s in self.stops), default=0)
-        self.base = base_offset
-        self.text = ""
-        self.pending: list[tuple[Token | None, int, int]] = []
-        self.scanned = 0
-        self.stopped = False
-
-    def add(self, token: Token | None, delta: str) -> list[Piece]:
-        start = len(self.text)
-        self.text += delta
-        if token is None:
-            if not delta:
-                return []
-            if self.pending:  # a flushed remainder belongs to the last token not yet released
-                tok, s, _ = self.pending[-1]
-                self.pending[-1] = (tok, s, len(self.text))
-            else:
-                self.pending.append((None, start, len(self.text)))
-        else:
-            token.offset = self.base + _token_start(start, delta, token.text)
-            self.pending.append((token, start, len(self.text)))
-        if self.stops:
-            hit = self._find_stop()
-            if hit is not None:
-                self.text = self.text[:hit]
-                self.stopped = True
-                pieces = [
-                    Piece(self.text[s : min(e, hit)], tok) for tok, s, e in self.pending if s < hit
-                ]
-                self.pending = []
-                return pieces
-            return self._release(len(self.text) - self._held())
-        return self._release(len(self.text))
-
-    def close(self) -> list[Piece]:
-        return self._release(len(self.text))
-
-    def _find_stop(self) -> int | None:
-        begin = max(0, self.scanned - self.longest_stop + 1)
-        self.scanned = len(self.text)
-        hits = [i for s in self.stops if (i := self.text.find(s, begin)) >= 0]
-        return min(hits) if hits else None
-
-    def _held(self) -> int:
-        """Length of the longest end of the text that is the beginning of a stop sequence."""
-        for size in range(min(self.longest_stop - 1, len(self.text)), 0, -1):
-            tail = self.text[-size:]
-            if any(s.startswith(tail) for s in self.stops):
-                return size
-        return 0
-
-    def _release(self, safe: int) -> list[Piece]:
-        pieces = []
-        while self.pending and self.pending[0][2] <= safe:
-            tok, s, e = self.pending.pop(0)
-            pieces.append(Piece(self.text[s:e], tok))
-        return pieces
 
 
 # ---------------------------------------------------------------- generation
@@ -584,7 +536,7 @@ def echo_tokens(
             base = _top(tops[0][pos - 1], tops[1][pos - 1], entry) if tops else {}
             top = _with_chosen(base, entry.token_text(tid), lp)
         delta = detok.push(tid, final=i == len(ids) - 1)
-        offset = _token_start(len(text), delta, entry.token_text(tid))
+        offset = token_start(len(text), delta, entry.token_text(tid))
         tokens.append(Token(tid, entry.token_text(tid), lp, top, offset=offset))
         text += delta
     return text, tokens
@@ -636,8 +588,10 @@ def generate(
     bias = None
     if sampling.logit_bias:
         bias = torch.zeros(vocab, device=device)
-        for tid, value in sampling.logit_bias.items():
-            bias[tid] = value
+        index = torch.tensor(list(sampling.logit_bias), dtype=torch.long, device=device)
+        bias[index] = torch.tensor(
+            list(sampling.logit_bias.values()), dtype=bias.dtype, device=device
+        )
     penalize = bool(sampling.presence_penalty or sampling.frequency_penalty)
     counts = torch.zeros(n, vocab, device=device) if penalize else None
 

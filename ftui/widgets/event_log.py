@@ -15,6 +15,8 @@ from typing import Any
 from textual.binding import Binding
 from textual.widgets import Log
 
+from ftui.textsafe import visible
+
 MAX_LINES = 10_000
 MAX_LINE_LENGTH = 1_000
 FLUSH_EVERY = 0.1
@@ -27,6 +29,7 @@ def format_event(event: Any) -> str:
     stamp = datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else " " * 19
     prefix = LEVEL_PREFIX.get(str(getattr(event, "level", "") or "").lower(), "")
     message = str(getattr(event, "message", "")).replace("\r", " ").replace("\n", " ⏎ ")
+    message = visible(message)  # from the server: no escape sequences reach the terminal
     line = f"{stamp}  {prefix}{message}"
     return line if len(line) <= MAX_LINE_LENGTH else line[: MAX_LINE_LENGTH - 1] + "…"
 

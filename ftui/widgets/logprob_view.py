@@ -25,6 +25,8 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
+from ftui.textsafe import visible
+
 #: (lowest probability, bucket name, words) from the most to the least likely.
 BUCKETS: tuple[tuple[float, str, str], ...] = (
     (0.8, "high", "≥80%"),
@@ -32,18 +34,6 @@ BUCKETS: tuple[tuple[float, str, str], ...] = (
     (0.2, "low", "20–50%"),
     (0.0, "vlow", "<20%"),
 )
-
-
-#: Control characters shown as visible symbols (one character each, so offsets still hold): a
-#: model's output must never reach the terminal as escape sequences or charset shifts.
-_CONTROLS = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
-_CONTROLS[0x7F] = 0x2421
-_CONTROLS.update({c: 0xFFFD for c in range(0x80, 0xA0)})
-
-
-def visible(text: str) -> str:
-    """``text`` with control characters (but tab and newline) replaced by visible symbols."""
-    return text.translate(_CONTROLS)
 
 
 def bucket(logprob: float | None) -> str | None:

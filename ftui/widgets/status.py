@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ftui.textsafe import one_line
+
 #: state → (glyph, style). Styles use the 16 ANSI colours so they survive any terminal.
 STATE_STYLE = {
     "pending": ("…", "yellow"),
@@ -19,7 +21,7 @@ STATE_STYLE = {
 def status_text(status: str, state: str | None = None) -> Text:
     """``● running``: the server's status word with the glyph and colour of its state."""
     glyph, style = STATE_STYLE.get(state or status, ("?", ""))
-    return Text(f"{glyph} {status}", style=style)
+    return Text(f"{glyph} {one_line(status)}", style=style)
 
 
 class StatusBadge(Static):
