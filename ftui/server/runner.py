@@ -17,9 +17,7 @@ import os
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from ftui.server.diskio import (
     storage_problem,
     write_atomically,
 )
+from ftui.server.jobprogress import HYPERPARAM_KEYS, ProgressApplier, RunningJob
 from ftui.server.signals import JobSignals
 from ftui.server.store import (
     CheckpointRecord,
@@ -39,7 +38,6 @@ from ftui.server.store import (
     JobRecord,
     ModelRecord,
     Store,
-    new_id,
     now,
 )
 
@@ -49,34 +47,15 @@ POLL_SECONDS = 0.2
 CANCEL_GRACE_SECONDS = 5.0
 PAUSE_TIMEOUT_SECONDS = 600.0
 CURRENT_AUTO_EPOCHS = 3
-KEEP_CHECKPOINTS = 3
 MAX_ATTEMPTS = 3  # starts of one job, counting resumes after crashes
 TRAINER_STATE = "trainer_state.pt"
-HYPERPARAM_KEYS = ("n_epochs", "batch_size", "learning_rate_multiplier", "prompt_loss_weight")
 RETRY_FIRST_SECONDS = 1.0  # a job waiting for the disk tries again after this, doubling...
 RETRY_MAX_SECONDS = 10.0  # ...up to this (a new job or a freed slot tries at once)
 # Secrets that a training process has no use for: it must not inherit them.
 SECRET_ENV = (API_KEY_ENV, "OPENAI_API_KEY")
 
 
-@dataclass
-class RunningJob:
-    job_id: str
-    process: asyncio.subprocess.Process
-    progress_path: Path
-    started_at: float = field(default_factory=time.time)
-    first_step: int | None = None
-    total_steps: int | None = None
-    failure: str | None = None
-    model_path: str | None = None
-    paused_step: int | None = None
-    cancelled: bool = False
-    pausing: bool = False
-    started: bool = False  # the child has installed its pause handler (it said "started")
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class Runner:
+class Runner(ProgressApplier):
     def __init__(
         self,
         store: Store,
@@ -458,105 +437,6 @@ class Runner:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
-    def _apply_progress(self, job_id: str, running: RunningJob | None) -> None:
-        """Apply the complete lines the child appended since the job's stored offset."""
-        job = self.store.get_job(job_id)
-        if job is None:
-            return
-        path = self.store.job_dir(job_id) / progresslog.FILE_NAME
-        for offset, message in progresslog.read_complete(path, job.progress_offset):
-            with self.store.transaction():
-                job = self.store.get_job(job_id)
-                assert job is not None
-                if message is not None and not job.terminal:
-                    self._handle(job, running, message)
-                job.progress_offset = offset
-                self._save(job)
-
-    def _handle(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
-        if kind == "hyperparams":
-            if running:
-                running.total_steps = msg.get("total_steps")
-            job.hyperparams = {k: msg[k] for k in HYPERPARAM_KEYS}
-        elif kind == "started" and running:
-            running.started = True
-        elif kind == "step":
-            self._on_step(job, running, msg)
-        elif kind == "epoch" and msg["epoch"] > job.max_epoch:
-            job.max_epoch = msg["epoch"]
-            if job.dialect == "legacy":
-                self.emit(job, f"Completed epoch {msg['epoch']}/{msg['n_epochs']}")
-        elif kind == "checkpoint":
-            self._on_checkpoint(job, msg)
-        elif kind == "paused" and running:
-            running.paused_step = msg.get("step")
-        elif kind == "model_saved" and running:
-            running.model_path = msg["path"]
-        elif kind == "failed" and running:
-            running.failure = msg.get("message") or "Training failed."
-
-    def _on_step(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
-        step = msg["step"]
-        total = msg.get("total_steps") or (running.total_steps if running else None)
-        job.trained_tokens = msg.get("elapsed_tokens")
-        if running and total:
-            if running.first_step is None:
-                running.first_step, running.started_at = step, time.time()
-            elif step > running.first_step:
-                per_step = (time.time() - running.started_at) / (step - running.first_step)
-                job.estimated_finish = int(time.time() + per_step * (total - step))
-        if step <= job.max_step:
-            return  # redone after a resume: announced already
-        job.max_step = step
-        if job.dialect == "current":
-            data = {
-                "step": step,
-                "train_loss": msg.get("training_loss"),
-                "train_mean_token_accuracy": msg.get("training_token_accuracy"),
-                "total_steps": total,
-            }
-            message = f"Step {step}/{total}: training loss={msg.get('training_loss', 0):.2f}"
-            if msg.get("validation_loss") is not None:
-                data["valid_loss"] = msg["validation_loss"]
-                data["valid_mean_token_accuracy"] = msg.get("validation_token_accuracy")
-                message += f", validation loss={msg['validation_loss']:.2f}"
-            self.emit(job, message, type="metrics", data=data)
-
-    def _model_name(self, job: JobRecord, when: int) -> str:
-        if job.dialect == "legacy":
-            return naming.legacy_name(job.model, job.organization_id, job.suffix, when)
-        assert job.model_tag
-        return naming.current_name(job.model, job.organization_id, job.suffix, job.model_tag)
-
-    def _on_checkpoint(self, job: JobRecord, msg: dict[str, Any]) -> None:
-        step = msg["step"]
-        if any(c.step == step for c in self.store.checkpoints(job.id)):
-            return  # rewritten after a resume: the same weights at the same place
-        if job.dialect == "current":
-            model_id = naming.checkpoint_name(self._model_name(job, now()), step)
-        else:
-            model_id = naming.checkpoint_name(job.id, step)
-        record = CheckpointRecord(
-            new_id("ftckpt_"), job.id, now(), step, model_id, msg["path"], msg.get("metrics") or {}
-        )
-        self.store.add_checkpoint(record)
-        self.store.add_model(
-            ModelRecord(
-                model_id,
-                record.created_at,
-                job.organization_id,
-                job.id,
-                naming.base_stem(job.model),
-                msg["path"],
-                kind="checkpoint",
-            )
-        )
-        if job.dialect == "current":  # the legacy service had no checkpoints to announce
-            self.emit(job, f"Checkpoint created at step {step}", data={"step": step})
-        for old in self.store.checkpoints(job.id)[:-KEEP_CHECKPOINTS]:
-            self.store.delete_checkpoint(old)
-
     async def _conclude(self, running: RunningJob) -> None:
         job = self.store.get_job(running.job_id)
         if job is None or job.terminal or running.cancelled:
@@ -651,15 +531,6 @@ class Runner:
             self.store.delete_file(results.id)
         except Exception:
             log.exception("could not remove the results file %s", results.id)
-
-    def result_rows(self, job_id: str) -> list[dict[str, Any]]:
-        """One row per step from the progress log; a step redone after a resume counts once."""
-        rows: dict[int, dict[str, Any]] = {}
-        path = self.store.job_dir(job_id) / progresslog.FILE_NAME
-        for _, message in progresslog.read_complete(path, 0):
-            if message is not None and message.get("type") == "step":
-                rows[message["step"]] = message
-        return [rows[step] for step in sorted(rows)]
 
     def _store_results(self, job: JobRecord) -> FileRecord:
         rows = self.result_rows(job.id)
