@@ -28,17 +28,29 @@ def wait_for(condition: Callable[[], T], timeout: float = 60, what: str = "condi
         time.sleep(0.05)
 
 
-def _mount(*args: str) -> None:
+def _mount(*args: str, busy_timeout: float = 0) -> None:
     # CI runs these tests as root: a mount that is refused is a failure to see, not a skip.
-    result = subprocess.run(["mount", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise AssertionError(
-            f"mount {' '.join(args)} failed (these tests need root): {result.stderr.strip()}"
-        )
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        result = subprocess.run(["mount", *args], capture_output=True, text=True)
+        if result.returncode == 0:
+            return
+        # A remount to read-only is refused while a file is being written through the mount.
+        if "busy" not in result.stderr or time.monotonic() > deadline:
+            raise AssertionError(
+                f"mount {' '.join(args)} failed (these tests need root): {result.stderr.strip()}"
+            )
 
 
 def _umount(path: Path) -> None:
-    subprocess.run(["umount", str(path)], capture_output=True, check=False)
+    """Unmount, waiting out a file being written through the mount; lazily as a last resort, so
+    no mount outlives its test."""
+    deadline = time.monotonic() + 30
+    while subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            subprocess.run(["umount", "-l", str(path)], check=True)
+            return
+        time.sleep(0.1)  # retry pacing, not synchronisation
 
 
 @contextlib.contextmanager
@@ -56,7 +68,7 @@ def read_only(path: Path) -> Iterator[None]:
     """Make ``path`` read-only for new opens (files already open stay writable), then undo."""
     _mount("--bind", str(path), str(path))
     try:
-        _mount("-o", "remount,bind,ro", str(path))
+        _mount("-o", "remount,bind,ro", str(path), busy_timeout=30)
         yield
     finally:
         _umount(path)
