@@ -7,13 +7,16 @@ uploads get a clear 507/500. The mounts need root, as in CI; a refused mount fai
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
+from ftui.server.progresslog import Progress
 from tests.apihelpers import follow, upload
 from tests.faults import (
     fill,
@@ -136,6 +139,20 @@ def test_a_read_only_data_dir_fails_the_running_job_and_queued_jobs_wait(
         assert messages(c, queued["id"]).count(waits[0]) == 1  # announced once, not per retry
     proc.stop()
     assert "Traceback" not in "".join(proc.output)  # every fault was expected and handled
+
+
+def test_the_progress_writer_takes_back_a_line_the_disk_has_no_room_for(tmp_path):
+    with tmpfs(tmp_path / "small", "64k") as disk:
+        progress = Progress(disk / "progress.jsonl")
+        progress.emit("step", step=1)
+        with pytest.raises(OSError) as refused:
+            progress.emit("step", step=2, padding="x" * 200_000)  # more than the disk holds
+        assert refused.value.errno == errno.ENOSPC
+        progress.emit("failed", message="disk full")  # the room it took is free again
+        progress.close()
+        lines = (disk / "progress.jsonl").read_bytes().split(b"\n")
+        assert [json.loads(line)["type"] for line in lines[:-1]] == ["step", "failed"]
+        assert lines[-1] == b""
 
 
 def _step_reached(progress: Path, step: int) -> bool:

@@ -1,10 +1,12 @@
 """The job queue: each job trains in its own child process (`python -m ftui.server.train`).
 
-The child reports through `JOB_DIR/progress.jsonl`; the runner applies each line to the job in
-one transaction together with the file offset it has reached, so after a crash of the server the
-log is applied exactly once. Lines become job state, events in the job's dialect, checkpoints,
-a registered model and a results file. Keeping training out of the server process keeps the API
-responsive and returns all of a job's memory when it ends.
+The child reports through `JOB_DIR/progress.jsonl`, which `jobprogress` applies to the job
+exactly once; at the end the runner registers the model and a results file. Keeping training out
+of the server process keeps the API responsive and returns all of a job's memory when it ends.
+
+Disk trouble never stops the queue: a job that cannot start because the data dir is full or
+read-only keeps its place and is tried again (with an event saying why it waits); a running job
+whose files or records cannot be written is stopped and fails with a reason naming the disk.
 """
 
 from __future__ import annotations
@@ -569,7 +571,13 @@ class Runner(ProgressApplier):
         if pending is None:
             pending = asyncio.ensure_future(self._cancel(job.id))
             self._cancels[job.id] = pending
-            pending.add_done_callback(lambda _: self._cancels.pop(job.id, None))
+
+            def done(future: asyncio.Future[JobRecord], job_id: str = job.id) -> None:
+                self._cancels.pop(job_id, None)
+                if not future.cancelled() and future.exception() is not None:
+                    log.error("cancelling job %s failed", job_id, exc_info=future.exception())
+
+            pending.add_done_callback(done)
         return await asyncio.shield(pending)
 
     async def _cancel(self, job_id: str) -> JobRecord:
@@ -586,15 +594,20 @@ class Runner(ProgressApplier):
         if job.terminal:
             return job  # it ended while it was being stopped
         self._discard_outputs(job_id)
-        with self.store.transaction():
-            if job.dialect == "legacy":
-                self.emit(job, "Fine-tune cancelled")
-            else:
-                self.emit(job, "Fine tuning process stopping due to job cancellation", level="warn")
-            job.status = "cancelled"
-            job.finished_at = now()
-            job.estimated_finish = None
-            self._save(job)
+
+        def write() -> None:
+            with self.store.transaction():
+                if job.dialect == "legacy":
+                    self.emit(job, "Fine-tune cancelled")
+                else:
+                    message = "Fine tuning process stopping due to job cancellation"
+                    self.emit(job, message, level="warn")
+                job.status = "cancelled"
+                job.finished_at = now()
+                job.estimated_finish = None
+                self._save(job)
+
+        self._record(write)
         self._wake.set()
         return job
 

@@ -703,11 +703,15 @@ class Store:
             return False
         with self._lock:
             self._db.execute("DELETE FROM models WHERE id=?", (model_id,))
-        path = Path(record.path)
-        if path.exists():
+            path = Path(record.path)
             trash = self._trash_dir / new_id("model-")
-            os.replace(path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            try:
+                if path.exists():
+                    os.replace(path, trash)
+            except OSError:
+                self.add_model(record)  # the weights are still where the row says: list it again
+                raise
+        shutil.rmtree(trash, ignore_errors=True)
         return True
 
     def model_slug(self, model_id: str) -> str:
