@@ -141,6 +141,28 @@ def test_a_read_only_data_dir_fails_the_running_job_and_queued_jobs_wait(
     assert "Traceback" not in "".join(proc.output)  # every fault was expected and handled
 
 
+def test_a_job_that_cannot_start_fails_with_a_reason_and_the_queue_goes_on(
+    server_factory, make_training_file
+):
+    proc = server_factory()
+    with httpx.Client(base_url=proc.base_url, timeout=30) as c:
+        tf = upload(c, make_training_file(n=40))
+        first = _current(c, tf["id"], **LONG)
+        broken = _legacy(c, tf["id"], n_epochs=1, batch_size=8)
+        after = _legacy(c, tf["id"], n_epochs=1, batch_size=8)
+        (proc.data_dir / "jobs" / broken["id"]).write_text("a stray file where its directory goes")
+        wait_status(c, first["id"], {"running"})
+        assert c.post(f"/fine_tuning/jobs/{first['id']}/cancel").status_code == 200
+        failed = wait_status(c, broken["id"], {"failed", "succeeded"})
+        assert failed["status"] == "failed"
+        assert messages(c, broken["id"])[-1].startswith(
+            "Fine-tune failed: The job could not be started: FileExistsError"
+        )
+        assert wait_status(c, after["id"], {"failed", "succeeded"})["status"] == "succeeded"
+    assert "could not start job" in "".join(proc.output)  # logged, with the traceback
+    proc.stop()
+
+
 def test_the_progress_writer_takes_back_a_line_the_disk_has_no_room_for(tmp_path):
     with tmpfs(tmp_path / "small", "64k") as disk:
         progress = Progress(disk / "progress.jsonl")
