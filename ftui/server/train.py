@@ -956,7 +956,9 @@ def _failure_message(exc: BaseException) -> str:
     if isinstance(exc, TrainError | BaseModelNotFound | BaseModelConfigError):
         return str(exc)
     problem = storage_problem(exc)
-    if problem is not None:
+    # Only a write fails for want of room or on a read-only mount; a permission error may be a
+    # base model it cannot read, and keeps its own words below.
+    if problem is not None and problem.kind in ("full", "read_only"):
         return problem.job_failure
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return (
