@@ -80,6 +80,7 @@ def _fill_during_training(proc, disk: Path, make_training_file) -> None:
         failed = wait_status(c, running["id"], {"failed"}, timeout=60)
         assert failed["error"]["message"].startswith("The server's disk is full"), failed
         assert "Free some space" in failed["error"]["message"]
+        assert failed["error"]["code"] == "storage_full"
         assert training_pids(running["id"]) == []
         no_orphans(c)
 
@@ -124,6 +125,7 @@ def test_a_read_only_data_dir_fails_the_running_job_and_queued_jobs_wait(
             reason = failed["error"]["message"]
             assert reason.startswith("The server's data directory is read-only"), reason
             assert "Make the data directory writable" in reason
+            assert failed["error"]["code"] == "storage_read_only"
             assert training_pids(running["id"]) == []
             no_orphans(c)
             waits = wait_for(

@@ -28,6 +28,7 @@ class RunningJob:
     first_step: int | None = None
     total_steps: int | None = None
     failure: str | None = None
+    failure_code: str = "training_failed"
     model_path: str | None = None
     paused_step: int | None = None
     cancelled: bool = False
@@ -84,6 +85,7 @@ class ProgressApplier:
             running.model_path = msg["path"]
         elif kind == "failed" and running:
             running.failure = msg.get("message") or "Training failed."
+            running.failure_code = msg.get("code") or running.failure_code
 
     def _on_step(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
         step = msg["step"]

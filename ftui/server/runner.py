@@ -463,7 +463,7 @@ class Runner(ProgressApplier):
             self._retry_or_fail(job, f"The training process was killed by signal {-code}")
             return
         if running.failure is not None:
-            self._finish_failed(job, running.failure, code="training_failed")
+            self._finish_failed(job, running.failure, code=running.failure_code)
             return
         # It could not even report why: a full or read-only disk is the usual cause.
         problem = self.store.storage_problem()

@@ -9,7 +9,8 @@ Progress rows, in order: ``hyperparams`` (resolved values, ``n_examples``, ``tot
 row (legacy metrics, ``learning_rate``, ``validation_*`` on validation steps,
 ``classification/*`` at epoch ends), ``epoch`` after each epoch's last step, ``checkpoint``
 after each checkpoint is complete on disk, and at the end ``model_saved``, ``paused`` or
-``failed``. Exit status 0 after ``model_saved`` or ``paused``; 1 after ``failed``.
+``failed`` (``message``, and ``code``: ``storage_full``, ``storage_read_only`` or
+``training_failed``). Exit status 0 after ``model_saved`` or ``paused``; 1 after ``failed``.
 
 Optional spec keys: ``classification``, ``validation_every``, ``checkpoints`` ({"dir"}),
 ``resume_from`` (a checkpoint directory), ``lora`` (true/false/null = by model size),
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftui.server import progresslog
-from ftui.server.diskio import storage_problem
+from ftui.server.diskio import StorageProblem, storage_problem
 
 if TYPE_CHECKING:
     import torch
@@ -955,10 +956,8 @@ def _failure_message(exc: BaseException) -> str:
 
     if isinstance(exc, TrainError | BaseModelNotFound | BaseModelConfigError):
         return str(exc)
-    problem = storage_problem(exc)
-    # Only a write fails for want of room or on a read-only mount; a permission error may be a
-    # base model it cannot read, and keeps its own words below.
-    if problem is not None and problem.kind in ("full", "read_only"):
+    problem = _disk_problem(exc)
+    if problem is not None:
         return problem.job_failure
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return (
@@ -966,6 +965,13 @@ def _failure_message(exc: BaseException) -> str:
             "smaller base model."
         )
     return f"{UNEXPECTED}: {type(exc).__name__}: {exc}"
+
+
+def _disk_problem(exc: BaseException) -> StorageProblem | None:
+    problem = storage_problem(exc)
+    # Only a write fails for want of room or on a read-only mount; a permission error may be a
+    # base model it cannot read, and keeps its own words.
+    return problem if problem is not None and problem.kind in ("full", "read_only") else None
 
 
 def _say(text: str) -> None:
@@ -999,8 +1005,10 @@ def run(job_dir: str | os.PathLike[str]) -> int:
                 _say(traceback.format_exc())  # a bug or an environment problem: keep the detail
             else:
                 _say(f"ftui train: {message}")
+            problem = _disk_problem(exc)
+            code = f"storage_{problem.kind}" if problem else "training_failed"
             try:
-                progress.emit("failed", message=message)
+                progress.emit("failed", message=message, code=code)
             except OSError as e:  # a full disk: the runner finds out why by itself
                 _say(f"ftui train: cannot report the failure: {e}")
             return 1
