@@ -25,6 +25,8 @@ def test_the_data_dir_is_private_and_training_gets_no_api_key(
     data = prepare_data_dir(tmp_path / "data", tiny_model_dir)
     os.chmod(data, 0o755)  # as an older version, or a 022 umask, left them
     os.chmod(data / "base_models.toml", 0o644)
+    (data / "notes.txt").write_text("not the server's")
+    os.chmod(data / "notes.txt", 0o644)
     old = os.umask(0o022)
     try:
         proc = server_factory(api_key=KEY, data_dir=data)
@@ -46,6 +48,7 @@ def test_the_data_dir_is_private_and_training_gets_no_api_key(
         assert not [v for v in environ if KEY.encode() in v or v.startswith(b"FTUI_SERVE_API")]
         assert wait_status(c, job["id"], {"succeeded", "failed"})["status"] == "succeeded"
     modes = tree_modes(data)
+    assert modes.pop("notes.txt") == 0o644  # what is not the server's is left alone
     assert {p: oct(m) for p, m in modes.items() if m & 0o077} == {}
     assert modes["."] == 0o700
     for name in ("ftui.db", "ftui.db-wal", "base_models.toml", "reserved-space"):

@@ -49,7 +49,12 @@ DB_NAME = "ftui.db"
 RESERVE_NAME = "reserved-space"
 RESERVE_BYTES = 1 << 20
 MIN_FREE_BYTES = 1 << 20  # below this a job would fail at its first checkpoint: wait instead
-MAX_SLUG_CHARS = 100  # model directory names stay far below the usual 255-byte limit
+MAX_SLUG_CHARS = 100
+# What the server keeps directly in its data dir (ftui.db* adds the -wal, -shm and set-aside
+# copies); basemodels/ and base_models.toml belong to the base model table.
+OWN_ENTRIES = frozenset(
+    {DB_NAME, RESERVE_NAME, "blobs", "jobs", "models", "trash", "basemodels", "base_models.toml"}
+)  # model directory names stay far below the usual 255-byte limit
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 _ALPHABET = string.ascii_letters + string.digits
@@ -244,9 +249,14 @@ class Store:
     # --- opening ------------------------------------------------------------------------
     def _tighten_modes(self) -> None:
         """A data dir from an older version (or made by hand) may be readable by everyone: keep
-        only the owner's bits on it and on what it holds directly (the rest is below it)."""
+        only the owner's bits on it and on the entries of ours it holds directly (the rest is
+        below those); anything else someone keeps there is left alone."""
+        ours = [self.data_dir]
+        for entry in self.data_dir.iterdir():
+            if entry.name in OWN_ENTRIES or entry.name.startswith(DB_NAME):
+                ours.append(entry)
         failed = []
-        for entry in (self.data_dir, *self.data_dir.iterdir()):
+        for entry in ours:
             try:
                 mode = entry.lstat().st_mode
                 if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
