@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger("ftui.server.disk")
+
 # The data dir holds uploaded training data and weights: only its owner may read it, whatever
 # the umask (a umask can only remove bits, so these are the modes things are created with).
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+
+RESERVE_BYTES = 1 << 20
+MIN_FREE_BYTES = 1 << 20  # below this a job would fail at its first checkpoint: wait instead
 
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _READ_ONLY = frozenset({errno.EROFS})
@@ -112,3 +118,57 @@ def write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):  # read-only: there is no temp file to remove either
             tmp.unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class SpaceReserve:
+    """A file of RESERVE_BYTES held on the data dir's disk: given up when the disk is full so
+    that how a job ended can still be recorded, taken again once there is room."""
+
+    path: Path
+
+    def ensure(self) -> StorageProblem | None:
+        """Take the space if it is not held; a problem if the disk has no room for it."""
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_size >= RESERVE_BYTES:
+                return None
+        try:
+            fd = open_private(self.path, os.O_WRONLY)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+            problem = storage_problem(exc)
+            if problem is None:  # a file system without the room to spare: carry on without
+                log.warning("could not reserve space at %s: %s", self.path, exc)
+            return problem
+        return None
+
+    def release(self) -> bool:
+        """Free the space for a write that must not fail; False if none was held."""
+        try:
+            self.path.unlink()
+        except OSError:
+            return False
+        log.warning("the disk is full: released the reserved space %s", self.path)
+        return True
+
+    def check(self) -> StorageProblem | None:
+        """Whether the directory holding the reserve can take new files: read-only, no room for
+        the reserve, or less than MIN_FREE_BYTES free."""
+        directory = self.path.parent
+        try:
+            if os.statvfs(directory).f_flag & os.ST_RDONLY:
+                return StorageProblem("read_only", f"{directory} is mounted read-only")
+        except OSError as exc:
+            return storage_problem(exc)
+        problem = self.ensure()
+        if problem is not None:
+            return problem
+        st = os.statvfs(directory)
+        if st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+            return StorageProblem("full", f"less than 1 MiB free in {directory}")
+        return None

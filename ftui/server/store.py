@@ -37,18 +37,16 @@ from typing import IO, Any
 
 from ftui.server.diskio import (
     PRIVATE_DIR,
+    SpaceReserve,
     StorageProblem,
     open_private,
     private_dir,
-    storage_problem,
 )
 
 log = logging.getLogger("ftui.server.store")
 
 DB_NAME = "ftui.db"
 RESERVE_NAME = "reserved-space"
-RESERVE_BYTES = 1 << 20
-MIN_FREE_BYTES = 1 << 20  # below this a job would fail at its first checkpoint: wait instead
 MAX_SLUG_CHARS = 100
 # What the server keeps directly in its data dir (ftui.db* adds the -wal, -shm and set-aside
 # copies); basemodels/ and base_models.toml belong to the base model table.
@@ -232,6 +230,7 @@ class Store:
         self.jobs_dir = self.data_dir / "jobs"
         self.models_dir = self.data_dir / "models"
         self._trash_dir = self.data_dir / "trash"
+        self.reserve = SpaceReserve(self.data_dir / RESERVE_NAME)
         for d in (self.blob_dir / "tmp", self.jobs_dir, self.models_dir, self._trash_dir):
             private_dir(d)
         self._tighten_modes()
@@ -381,54 +380,15 @@ class Store:
             log.warning("could not remove leftovers in %s: %s", self.data_dir, exc)
 
     # --- room to record failures ----------------------------------------------------------
-    @property
-    def _reserve_path(self) -> Path:
-        return self.data_dir / RESERVE_NAME
-
     def ensure_reserve(self) -> StorageProblem | None:
-        """Take the reserved space if it is not held; a problem if the disk has no room."""
-        path = self._reserve_path
-        with contextlib.suppress(OSError):
-            if path.stat().st_size >= RESERVE_BYTES:
-                return None
-        try:
-            fd = open_private(path, os.O_WRONLY)
-            try:
-                os.posix_fallocate(fd, 0, RESERVE_BYTES)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-            problem = storage_problem(exc)
-            if problem is None:  # a file system without the room to spare: carry on without
-                log.warning("could not reserve space in %s: %s", self.data_dir, exc)
-            return problem
-        return None
+        return self.reserve.ensure()
 
     def release_reserve(self) -> bool:
-        """Free the reserved space for a write that must not fail; False if none was held."""
-        try:
-            self._reserve_path.unlink()
-        except OSError:
-            return False
-        log.warning("the disk of %s is full: released the reserved space", self.data_dir)
-        return True
+        return self.reserve.release()
 
     def storage_problem(self) -> StorageProblem | None:
         """Why a job should not start now (read-only, no room), or None."""
-        try:
-            if os.statvfs(self.data_dir).f_flag & os.ST_RDONLY:
-                return StorageProblem("read_only", f"{self.data_dir} is mounted read-only")
-        except OSError as exc:
-            return storage_problem(exc)
-        problem = self.ensure_reserve()
-        if problem is not None:
-            return problem
-        st = os.statvfs(self.data_dir)
-        if st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
-            return StorageProblem("full", f"less than 1 MiB free in {self.data_dir}")
-        return None
+        return self.reserve.check()
 
     # --- files --------------------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:
