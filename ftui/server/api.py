@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ftui.records import RecordError, validate_jsonl
 from ftui.server import basemodels, jobrequests, params, views
 from ftui.server.completions import CompletionService
+from ftui.server.diskio import storage_problem
 from ftui.server.errors import APIError, bad_request, not_found
 from ftui.server.runner import Runner
 from ftui.server.signals import JobSignals
-from ftui.server.store import FileRecord, JobRecord, Store, new_id, now
+from ftui.server.store import FileRecord, JobRecord, Store
 
 log = logging.getLogger("ftui.server")
 
@@ -102,20 +104,17 @@ class Server:
             if purpose == "fine-tune":
                 summary = await asyncio.to_thread(self._validate_upload, upload, filename)
             await upload.seek(0)
-            sha, size, _ = await asyncio.to_thread(self.store.write_blob, upload.file)
-            record = FileRecord(
-                id=new_id("file-"),
-                bytes=size,
-                created_at=now(),
-                filename=filename,
-                purpose=purpose,
-                status="processed",
-                status_details=None,
-                sha256=sha,
-                examples=summary.examples if summary else None,
-                format=summary.format if summary else None,
-            )
-            self.store.add_file(record)
+            try:
+                record = await asyncio.to_thread(
+                    self.store.add_file_from,
+                    upload.file,
+                    filename=filename,
+                    purpose=purpose,
+                    examples=summary.examples if summary else None,
+                    format=summary.format if summary else None,
+                )
+            except (OSError, sqlite3.Error) as exc:  # nothing is stored: no temp file, no row
+                raise _storage_error(exc) from exc
         finally:
             await form.close()
         return JSONResponse(views.file_json(record))
@@ -353,6 +352,18 @@ class Server:
                 param="model",
             )
         raise self._model_not_found(model_id)
+
+
+def _storage_error(exc: Exception) -> APIError:
+    """An upload the disk refused: 507 when it is full (the client may retry later), else 500;
+    either way the message names the cause."""
+    problem = storage_problem(exc)
+    if problem is None:
+        log.exception("could not store an upload")
+        return APIError(500, f"The server could not store the file: {exc}.", type="server_error")
+    status = 507 if problem.kind == "full" else 500
+    message = f"{problem.message}; the file was not stored."
+    return APIError(status, message, type="server_error", code=f"storage_{problem.kind}")
 
 
 def _page(items: list, request: Request, *, default_limit: int, key) -> tuple[list, bool]:

@@ -42,6 +42,7 @@ from ftui.datadir import (
     table_path,
 )
 from ftui.datadir import context_length as context_length  # read from here by infer.py
+from ftui.server.diskio import private_dir, write_atomically
 
 BUNDLED_PACKAGE = datadir.BUNDLED_PACKAGE  # a module global: tests point it at a missing package
 
@@ -95,10 +96,8 @@ def render_table(table: ModelTable) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    private_dir(path.parent)
+    write_atomically(path, text.encode("utf-8"))  # private, like everything in the data dir
 
 
 def ensure_table_file(data_dir: str | os.PathLike[str]) -> Path:

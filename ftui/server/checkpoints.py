@@ -43,14 +43,22 @@ def write_dir_atomically(final: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    if final.exists():  # os.replace cannot replace a non-empty directory
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(partial, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(partial, final)
+    try:
+        if final.exists():  # os.replace cannot replace a non-empty directory
+            old = final.with_name(final.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            try:
+                os.replace(partial, final)
+            except OSError:
+                os.replace(old, final)  # keep the old complete directory
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 # ---------------------------------------------------------------- RNG states

@@ -1,10 +1,12 @@
 """The job queue: each job trains in its own child process (`python -m ftui.server.train`).
 
-The child reports through `JOB_DIR/progress.jsonl`; the runner applies each line to the job in
-one transaction together with the file offset it has reached, so after a crash of the server the
-log is applied exactly once. Lines become job state, events in the job's dialect, checkpoints,
-a registered model and a results file. Keeping training out of the server process keeps the API
-responsive and returns all of a job's memory when it ends.
+The child reports through `JOB_DIR/progress.jsonl`, which `jobprogress` applies to the job
+exactly once; at the end the runner registers the model and a results file. Keeping training out
+of the server process keeps the API responsive and returns all of a job's memory when it ends.
+
+Disk trouble never stops the queue: a job that cannot start because the data dir is full or
+read-only keeps its place and is tried again (with an event saying why it waits); a running job
+whose files or records cannot be written is stopped and fails with a reason naming the disk.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ import os
 import shutil
 import signal
 import sys
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from ftui.server import naming, resultsfile
+from ftui.commands.serve import API_KEY_ENV
+from ftui.server import naming, progresslog, resultsfile
+from ftui.server.diskio import (
+    StorageProblem,
+    StorageUnavailable,
+    open_private,
+    storage_problem,
+    write_atomically,
+)
+from ftui.server.jobprogress import HYPERPARAM_KEYS, ProgressApplier, RunningJob
 from ftui.server.signals import JobSignals
 from ftui.server.store import (
     CheckpointRecord,
@@ -30,7 +40,6 @@ from ftui.server.store import (
     JobRecord,
     ModelRecord,
     Store,
-    new_id,
     now,
 )
 
@@ -40,30 +49,15 @@ POLL_SECONDS = 0.2
 CANCEL_GRACE_SECONDS = 5.0
 PAUSE_TIMEOUT_SECONDS = 600.0
 CURRENT_AUTO_EPOCHS = 3
-KEEP_CHECKPOINTS = 3
 MAX_ATTEMPTS = 3  # starts of one job, counting resumes after crashes
 TRAINER_STATE = "trainer_state.pt"
-HYPERPARAM_KEYS = ("n_epochs", "batch_size", "learning_rate_multiplier", "prompt_loss_weight")
+RETRY_FIRST_SECONDS = 1.0  # a job waiting for the disk tries again after this, doubling...
+RETRY_MAX_SECONDS = 10.0  # ...up to this (a new job or a freed slot tries at once)
+# Secrets that a training process has no use for: it must not inherit them.
+SECRET_ENV = (API_KEY_ENV, "OPENAI_API_KEY")
 
 
-@dataclass
-class RunningJob:
-    job_id: str
-    process: asyncio.subprocess.Process
-    progress_path: Path
-    started_at: float = field(default_factory=time.time)
-    first_step: int | None = None
-    total_steps: int | None = None
-    failure: str | None = None
-    model_path: str | None = None
-    paused_step: int | None = None
-    cancelled: bool = False
-    pausing: bool = False
-    started: bool = False  # the child has installed its pause handler (it said "started")
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class Runner:
+class Runner(ProgressApplier):
     def __init__(
         self,
         store: Store,
@@ -83,11 +77,14 @@ class Runner:
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task | None = None
+        self._retry_delay: float | None = None  # set while the head of the queue waits
+        self._waiting: dict[str, str] = {}  # job id -> why it waits (announced once)
+        self._cancels: dict[str, asyncio.Future[JobRecord]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         await self._recover()
-        self._scheduler = asyncio.create_task(self._schedule())
+        self._scheduler = self._spawn(self._schedule(), "the job scheduler")
 
     async def stop(self) -> None:
         if self._scheduler:
@@ -99,16 +96,37 @@ class Runner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task:
+        """A background task whose failure is logged when it happens (never "Task exception was
+        never retrieved"); the tasks catch what they can handle themselves."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+
+        def done(task: asyncio.Task) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s failed", what, exc_info=task.exception())
+
+        task.add_done_callback(done)
+        return task
+
     async def _recover(self) -> None:
         """Jobs that were training when the server stopped resume from their last checkpoint."""
         for job in self.store.jobs_with_status("running"):
-            await self._kill_orphan(job)
-            self._apply_progress(job.id, None)  # what the old process wrote after our last read
-            job = self.store.get_job(job.id)
-            assert job is not None
-            self._retry_or_fail(job, "The server stopped while this job was training")
+            try:
+                await self._kill_orphan(job)
+                self._apply_progress(job.id, None)  # what the old process wrote after our read
+                job = self.store.get_job(job.id)
+                assert job is not None
+                self._retry_or_fail(job, "The server stopped while this job was training")
+            except Exception:  # one job's trouble must not keep the server from starting
+                log.exception("could not recover job %s; it stays as it is", job.id)
         for job in self.store.jobs_with_status("validating_files", "queued"):
-            self.submit(job.id)
+            try:
+                # A queued job was announced before the restart: queue it again silently.
+                self.submit(job.id, announce=job.status != "queued")
+            except Exception:
+                log.exception("could not queue job %s again", job.id)
 
     async def _kill_orphan(self, job: JobRecord) -> None:
         """The training process lives in its own session, so it can outlive a killed server."""
@@ -140,10 +158,12 @@ class Runner:
             how = f"it resumes from the checkpoint at step {checkpoint.step}"
         else:
             how = "there is no checkpoint yet, so it starts again from the beginning"
-        self.emit(job, f"{what_happened}; {how}.", level="warn")
-        job.status = "queued"
-        self._save(job)
-        self._queue.insert(0, job.id)
+        with self.store.transaction():
+            self.emit(job, f"{what_happened}; {how}.", level="warn")
+            job.status = "queued"
+            self._save(job)
+        if job.id not in self._queue:
+            self._queue.insert(0, job.id)
         self._wake.set()
 
     # --- events -------------------------------------------------------------------------
@@ -155,17 +175,28 @@ class Runner:
         self.store.save_job(job)
         self.signals.notify(job.id)
 
+    def _record(self, write: Callable[[], None]) -> None:
+        """Run ``write`` (one transaction). When the disk is full, give up the reserved space and
+        try once more: how a job ended must be recorded even then."""
+        try:
+            write()
+        except Exception as exc:
+            problem = storage_problem(exc)
+            if problem is None or problem.kind != "full" or not self.store.release_reserve():
+                raise
+            write()
+
     # --- queue --------------------------------------------------------------------------
-    def submit(self, job_id: str) -> None:
+    def submit(self, job_id: str, *, announce: bool = True) -> None:
         job = self.store.get_job(job_id)
-        if job is None or job.terminal:
+        if job is None or job.terminal or job_id in self._queue:
             return
         if job.status == "validating_files":
             self.emit(job, "Files validated, moving job to queued state")
             job.status = "queued"
             self._save(job)
         self._queue.append(job_id)
-        if job.dialect == "legacy":
+        if job.dialect == "legacy" and announce:
             self.emit(job, f"Fine-tune enqueued. Queue number: {self._queue_number(job_id)}")
         self._wake.set()
 
@@ -180,18 +211,76 @@ class Runner:
                 self.emit(job, f"Fine-tune is in the queue. Queue number: {number}")
 
     async def _schedule(self) -> None:
+        """Start queued jobs while there are free slots. Nothing stops this loop: a job that
+        cannot start fails with a reason, or waits (at the head of the queue) for the disk."""
         while True:
-            await self._wake.wait()
+            if self._retry_delay is None:
+                await self._wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._retry_delay)
             self._wake.clear()
-            started = False
-            while self._queue and len(self._running) < self.max_concurrent:
-                job = self.store.get_job(self._queue.pop(0))
-                if job is None or job.status != "queued":
-                    continue
+            try:
+                await self._start_queued()
+            except Exception:
+                log.exception("the job scheduler hit an error; it goes on")
+                self._retry_delay = RETRY_MAX_SECONDS
+
+    async def _start_queued(self) -> None:
+        started = False
+        while self._queue and len(self._running) < self.max_concurrent:
+            job_id = self._queue[0]
+            job = self.store.get_job(job_id)
+            if job is None or job.status != "queued":
+                self._queue.remove(job_id)
+                continue
+            try:
                 await self._launch(job)
-                started = True
-            if started and self._queue:
-                self._announce_queue()
+            except Exception as exc:
+                problem = storage_problem(exc)
+                if problem is not None:
+                    self._wait_for_storage(job_id, problem)
+                    return  # the job keeps its place; the ones behind it wait too
+                if job_id in self._queue:
+                    self._queue.remove(job_id)
+                log.exception("could not start job %s", job_id)
+                self._fail_quietly(
+                    job_id, f"The job could not be started: {type(exc).__name__}: {exc}"
+                )
+                continue
+            if job_id in self._queue:
+                self._queue.remove(job_id)
+            if self._waiting.pop(job_id, None) is not None:
+                log.warning("job %s started: the data directory takes writes again", job_id)
+            self._retry_delay = None
+            started = True
+        if not self._queue:
+            self._retry_delay = None
+        if started and self._queue:
+            self._announce_queue()
+
+    def _wait_for_storage(self, job_id: str, problem: StorageProblem) -> None:
+        delay = self._retry_delay or RETRY_FIRST_SECONDS / 2
+        self._retry_delay = min(delay * 2, RETRY_MAX_SECONDS)
+        if self._waiting.get(job_id) == problem.kind:
+            return
+        self._waiting[job_id] = problem.kind
+        log.warning("job %s waits to start: %s", job_id, problem.message)
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
+        message = f"{problem.message}; the job waits and starts once the server can write again."
+        # On a full disk even this event may not fit: the job waits all the same.
+        with contextlib.suppress(Exception):
+            self.emit(job, message, level="warn")
+
+    def _fail_quietly(self, job_id: str, reason: str, code: str = "internal") -> None:
+        try:
+            job = self.store.get_job(job_id)
+            if job is not None and not job.terminal:
+                self._finish_failed(job, reason, code=code)
+        except Exception:
+            log.exception("could not record the failure of job %s", job_id)
 
     # --- running a job ------------------------------------------------------------------
     def _resume_point(self, job: JobRecord) -> CheckpointRecord | None:
@@ -243,43 +332,66 @@ class Runner:
         return str(self.store.blob_path(record.sha256))
 
     async def _launch(self, job: JobRecord) -> None:
-        job_dir = self.store.job_dir(job.id)
-        job_dir.mkdir(parents=True, exist_ok=True)
+        """Start the job's training process. Raises StorageUnavailable (or the OSError) when the
+        data dir cannot take the job's files: the job then stays queued."""
+        problem = self.store.storage_problem()
+        if problem is not None:
+            raise StorageUnavailable(problem)
+        job_dir = self.store.make_job_dir(job.id)
         try:
             spec = self._spec(job)
         except FileNotFoundError as exc:
             self._finish_failed(job, str(exc), code="invalid_training_file")
             return
-        (job_dir / "spec.json").write_text(json.dumps(spec, indent=2))
-        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", TOKENIZERS_PARALLELISM="false")
-        with open(job_dir / "train.log", "ab") as log_file:
+        write_atomically(job_dir / "spec.json", json.dumps(spec, indent=2).encode())
+        # A line cut short by an earlier run must not swallow this run's first line.
+        progresslog.drop_torn_tail(job_dir / progresslog.FILE_NAME)
+        log_fd = open_private(job_dir / "train.log", os.O_WRONLY | os.O_APPEND)
+        try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "ftui.server.train",
                 str(job_dir),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                env=env,
+                stdout=log_fd,
+                stderr=log_fd,
+                env=self._child_env(),
                 start_new_session=True,
+                umask=0o077,  # checkpoints, models and logs are private like the rest
             )
-        running = RunningJob(job.id, process, job_dir / "progress.jsonl")
-        self._running[job.id] = running
+        finally:
+            os.close(log_fd)
+        # A cancel or pause while the process started wins: the job must not run.
+        current = self.store.get_job(job.id)
+        if current is None or current.status != "queued":
+            await self._terminate(process)
+            return
+        job = current
+        running = RunningJob(job.id, process, job_dir / progresslog.FILE_NAME)
         first_start = job.pid is None
         job.pid = process.pid
         job.attempts += 1
         job.model_tag = job.model_tag or naming.new_tag()
         job.status = "running"
-        if first_start:
-            if job.dialect == "legacy":
-                self.emit(job, "Fine-tune started")
-            else:
-                self.emit(job, "Fine-tuning job started", data=None)
-        self._save(job)
-        task = asyncio.create_task(self._watch(running))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        try:
+            with self.store.transaction():
+                if first_start:
+                    if job.dialect == "legacy":
+                        self.emit(job, "Fine-tune started")
+                    else:
+                        self.emit(job, "Fine-tuning job started", data=None)
+                self._save(job)
+        except Exception:
+            await self._terminate(process)  # unrecorded, it must not train
+            raise
+        self._running[job.id] = running
+        self._spawn(self._watch(running), f"watching job {job.id}")
+
+    @staticmethod
+    def _child_env() -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+        return dict(env, OMP_WAIT_POLICY="PASSIVE", TOKENIZERS_PARALLELISM="false")
 
     async def _watch(self, running: RunningJob) -> None:
         try:
@@ -292,123 +404,40 @@ class Runner:
                 self._apply_progress(running.job_id, running)
                 break
             await self._conclude(running)
-        except Exception:  # a bug here must fail the job, not leave it running forever
-            log.exception("watching job %s failed", running.job_id)
-            job = self.store.get_job(running.job_id)
-            if job and not job.terminal:
-                self._finish_failed(job, "Internal error while finishing the job.", code="internal")
+        except Exception as exc:  # the job must fail with a reason, never stay running
+            problem = storage_problem(exc)
+            if problem is None:
+                log.exception("watching job %s failed", running.job_id)
+                reason, code = "Internal error while finishing the job.", "internal"
+            else:
+                log.warning("job %s stopped: %s", running.job_id, problem.message)
+                reason, code = problem.job_failure, f"storage_{problem.kind}"
+            await self._terminate(running.process)
+            if not running.cancelled:
+                await self._fail_eventually(running.job_id, reason, code)
         finally:
             self._running.pop(running.job_id, None)
             running.done.set()
             self._wake.set()
 
-    def _apply_progress(self, job_id: str, running: RunningJob | None) -> None:
-        """Apply the complete lines the child appended since the job's stored offset."""
-        job = self.store.get_job(job_id)
-        if job is None:
-            return
-        try:
-            with open(self.store.job_dir(job_id) / "progress.jsonl", "rb") as fh:
-                fh.seek(job.progress_offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return
-        offset = job.progress_offset
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break  # the child is mid-write; the rest of the line comes later
-            offset += len(line)
-            with self.store.transaction():
+    async def _fail_eventually(self, job_id: str, reason: str, code: str) -> None:
+        """Record the failure, retrying while the disk refuses even that (read-only database):
+        the job must not stay `running` once its process is gone."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
                 job = self.store.get_job(job_id)
-                assert job is not None
-                if line.strip() and not job.terminal:
-                    self._handle(job, running, json.loads(line))
-                job.progress_offset = offset
-                self._save(job)
-
-    def _handle(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
-        if kind == "hyperparams":
-            if running:
-                running.total_steps = msg.get("total_steps")
-            job.hyperparams = {k: msg[k] for k in HYPERPARAM_KEYS}
-        elif kind == "started" and running:
-            running.started = True
-        elif kind == "step":
-            self._on_step(job, running, msg)
-        elif kind == "epoch" and msg["epoch"] > job.max_epoch:
-            job.max_epoch = msg["epoch"]
-            if job.dialect == "legacy":
-                self.emit(job, f"Completed epoch {msg['epoch']}/{msg['n_epochs']}")
-        elif kind == "checkpoint":
-            self._on_checkpoint(job, msg)
-        elif kind == "paused" and running:
-            running.paused_step = msg.get("step")
-        elif kind == "model_saved" and running:
-            running.model_path = msg["path"]
-        elif kind == "failed" and running:
-            running.failure = msg.get("message") or "Training failed."
-
-    def _on_step(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
-        step = msg["step"]
-        total = msg.get("total_steps") or (running.total_steps if running else None)
-        job.trained_tokens = msg.get("elapsed_tokens")
-        if running and total:
-            if running.first_step is None:
-                running.first_step, running.started_at = step, time.time()
-            elif step > running.first_step:
-                per_step = (time.time() - running.started_at) / (step - running.first_step)
-                job.estimated_finish = int(time.time() + per_step * (total - step))
-        if step <= job.max_step:
-            return  # redone after a resume: announced already
-        job.max_step = step
-        if job.dialect == "current":
-            data = {
-                "step": step,
-                "train_loss": msg.get("training_loss"),
-                "train_mean_token_accuracy": msg.get("training_token_accuracy"),
-                "total_steps": total,
-            }
-            message = f"Step {step}/{total}: training loss={msg.get('training_loss', 0):.2f}"
-            if msg.get("validation_loss") is not None:
-                data["valid_loss"] = msg["validation_loss"]
-                data["valid_mean_token_accuracy"] = msg.get("validation_token_accuracy")
-                message += f", validation loss={msg['validation_loss']:.2f}"
-            self.emit(job, message, type="metrics", data=data)
-
-    def _model_name(self, job: JobRecord, when: int) -> str:
-        if job.dialect == "legacy":
-            return naming.legacy_name(job.model, job.organization_id, job.suffix, when)
-        assert job.model_tag
-        return naming.current_name(job.model, job.organization_id, job.suffix, job.model_tag)
-
-    def _on_checkpoint(self, job: JobRecord, msg: dict[str, Any]) -> None:
-        step = msg["step"]
-        if any(c.step == step for c in self.store.checkpoints(job.id)):
-            return  # rewritten after a resume: the same weights at the same place
-        if job.dialect == "current":
-            model_id = naming.checkpoint_name(self._model_name(job, now()), step)
-        else:
-            model_id = naming.checkpoint_name(job.id, step)
-        record = CheckpointRecord(
-            new_id("ftckpt_"), job.id, now(), step, model_id, msg["path"], msg.get("metrics") or {}
-        )
-        self.store.add_checkpoint(record)
-        self.store.add_model(
-            ModelRecord(
-                model_id,
-                record.created_at,
-                job.organization_id,
-                job.id,
-                naming.base_stem(job.model),
-                msg["path"],
-                kind="checkpoint",
-            )
-        )
-        if job.dialect == "current":  # the legacy service had no checkpoints to announce
-            self.emit(job, f"Checkpoint created at step {step}", data={"step": step})
-        for old in self.store.checkpoints(job.id)[:-KEEP_CHECKPOINTS]:
-            self.store.delete_checkpoint(old)
+                if job is None or job.terminal:
+                    return
+                self._finish_failed(job, reason, code=code)
+                return
+            except Exception as exc:
+                if storage_problem(exc) is None:
+                    log.exception("could not record the failure of job %s", job_id)
+                    return
+                log.warning("cannot record the failure of job %s yet: %s", job_id, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def _conclude(self, running: RunningJob) -> None:
         job = self.store.get_job(running.job_id)
@@ -420,20 +449,28 @@ class Runner:
             return
         if running.pausing:
             where = f" at step {running.paused_step}" if running.paused_step else ""
-            if job.dialect == "legacy":
-                self.emit(job, f"Fine-tune paused{where}")
-            else:
-                self.emit(job, f"Fine-tuning job paused{where}")
-            job.status = "paused"
-            job.estimated_finish = None
-            self._save(job)
+            with self.store.transaction():
+                if job.dialect == "legacy":
+                    self.emit(job, f"Fine-tune paused{where}")
+                else:
+                    self.emit(job, f"Fine-tuning job paused{where}")
+                job.status = "paused"
+                job.estimated_finish = None
+                self._save(job)
             return
         if running.failure is None and code is not None and code < 0:
             # Killed from outside (the OOM killer, kill -9): like a crash, resume if we can.
             self._retry_or_fail(job, f"The training process was killed by signal {-code}")
             return
-        reason = running.failure or self._crash_reason(job.id, code)
-        self._finish_failed(job, reason, code="training_failed")
+        if running.failure is not None:
+            self._finish_failed(job, running.failure, code=running.failure_code)
+            return
+        # It could not even report why: a full or read-only disk is the usual cause.
+        problem = self.store.storage_problem()
+        if problem is not None:
+            self._finish_failed(job, problem.job_failure, code=f"storage_{problem.kind}")
+        else:
+            self._finish_failed(job, self._crash_reason(job.id, code), code="training_failed")
 
     def _crash_reason(self, job_id: str, code: int | None) -> str:
         tail = ""
@@ -443,64 +480,66 @@ class Runner:
         return f"The training process exited with code {code}" + (f": {tail}" if tail else ".")
 
     def _finish_succeeded(self, job: JobRecord, running: RunningJob) -> None:
+        """Store the results file, move the model in, then record all in one transaction; a
+        failure on the way undoes the earlier steps (and the job fails with the reason)."""
+        assert running.model_path is not None
         when = now()
         name = self._model_name(job, when)
         while self.store.get_model(name) is not None:  # same suffix, same second
             when += 1
             name = self._model_name(job, when)
         destination = self.store.models_dir / self.store.model_slug(name)
-        # A rename of a complete directory: the model is never listed half-written.
-        assert running.model_path is not None
-        os.replace(running.model_path, destination)
+        results = self._store_results(job)
+        try:
+            # A rename of a complete directory: the model is never listed half-written.
+            os.replace(running.model_path, destination)
+        except BaseException:
+            self._forget_results(results)
+            raise
         parent = self.store.get_model(job.model)
         root = parent.root if parent else job.model
-        self.store.add_model(
-            ModelRecord(name, when, job.organization_id, job.id, root, str(destination))
-        )
-        job.fine_tuned_model = name
-        if job.dialect == "legacy":
-            self.emit(job, f"Uploaded model: {name}", created_at=when)
-        else:
-            self.emit(job, f"New fine-tuned model created: {name}", created_at=when)
-        results = self._store_results(job)
-        job.result_files = [results.id]
-        if job.dialect == "legacy":
-            self.emit(job, f"Uploaded result file: {results.id}")
-            self.emit(job, "Fine-tune succeeded")
-        else:
-            self.emit(job, "The job has successfully completed")
-        job.status = "succeeded"
-        job.finished_at = now()
-        job.estimated_finish = None
-        self._save(job)
 
-    def result_rows(self, job_id: str) -> list[dict[str, Any]]:
-        """One row per step from the progress log; a step redone after a resume counts once."""
-        rows: dict[int, dict[str, Any]] = {}
-        path = self.store.job_dir(job_id) / "progress.jsonl"
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
-            for line in fh:
-                if line.endswith(b"\n") and line.strip():
-                    msg = json.loads(line)
-                    if msg.get("type") == "step":
-                        rows[msg["step"]] = msg
-        return [rows[step] for step in sorted(rows)]
+        def write() -> None:
+            with self.store.transaction():
+                self.store.add_model(
+                    ModelRecord(name, when, job.organization_id, job.id, root, str(destination))
+                )
+                job.fine_tuned_model = name
+                if job.dialect == "legacy":
+                    self.emit(job, f"Uploaded model: {name}", created_at=when)
+                else:
+                    self.emit(job, f"New fine-tuned model created: {name}", created_at=when)
+                job.result_files = [results.id]
+                if job.dialect == "legacy":
+                    self.emit(job, f"Uploaded result file: {results.id}")
+                    self.emit(job, "Fine-tune succeeded")
+                else:
+                    self.emit(job, "The job has successfully completed")
+                job.status = "succeeded"
+                job.finished_at = now()
+                job.estimated_finish = None
+                self._save(job)
+
+        try:
+            self._record(write)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.replace(destination, running.model_path)
+            self._forget_results(results)
+            raise
+
+    def _forget_results(self, results: FileRecord) -> None:
+        try:
+            self.store.delete_file(results.id)
+        except Exception:
+            log.exception("could not remove the results file %s", results.id)
 
     def _store_results(self, job: JobRecord) -> FileRecord:
         rows = self.result_rows(job.id)
         content = resultsfile.render(rows, job.dialect, job.validation_file is not None)
-        sha, size, _ = self.store.write_blob_bytes(content)
-        record = FileRecord(
-            id=new_id("file-"),
-            bytes=size,
-            created_at=now(),
-            filename=resultsfile.filename(job.dialect),
-            purpose="fine-tune-results",
-            status="processed",
-            status_details=None,
-            sha256=sha,
+        return self.store.add_file_from(
+            content, filename=resultsfile.filename(job.dialect), purpose="fine-tune-results"
         )
-        return self.store.add_file(record)
 
     def _discard_outputs(self, job_id: str) -> None:
         job_dir = self.store.job_dir(job_id)
@@ -509,35 +548,66 @@ class Runner:
 
     def _finish_failed(self, job: JobRecord, reason: str, *, code: str) -> None:
         self._discard_outputs(job.id)
-        if job.dialect == "legacy":
-            self.emit(job, f"Fine-tune failed: {reason}", level="error")
-        else:
-            self.emit(job, f"Fine-tuning job failed: {reason}", level="error")
-        job.status = "failed"
-        job.error = {"code": code, "message": reason, "param": None}
-        job.finished_at = now()
-        job.estimated_finish = None
-        self._save(job)
+
+        def write() -> None:
+            with self.store.transaction():
+                if job.dialect == "legacy":
+                    self.emit(job, f"Fine-tune failed: {reason}", level="error")
+                else:
+                    self.emit(job, f"Fine-tuning job failed: {reason}", level="error")
+                job.status = "failed"
+                job.error = {"code": code, "message": reason, "param": None}
+                job.finished_at = now()
+                job.estimated_finish = None
+                self._save(job)
+
+        self._record(write)
 
     # --- cancel, pause, resume ------------------------------------------------------------
     async def cancel(self, job: JobRecord) -> JobRecord:
-        if job.id in self._queue:
-            self._queue.remove(job.id)
-        running = self._running.get(job.id)
+        """Cancel once however many requests ask at the same time: they all get its outcome.
+        Shielded, so a client that hangs up does not leave the job half-cancelled."""
+        pending = self._cancels.get(job.id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._cancel(job.id))
+            self._cancels[job.id] = pending
+
+            def done(future: asyncio.Future[JobRecord], job_id: str = job.id) -> None:
+                self._cancels.pop(job_id, None)
+                if not future.cancelled() and future.exception() is not None:
+                    log.error("cancelling job %s failed", job_id, exc_info=future.exception())
+
+            pending.add_done_callback(done)
+        return await asyncio.shield(pending)
+
+    async def _cancel(self, job_id: str) -> JobRecord:
+        if job_id in self._queue:
+            self._queue.remove(job_id)
+        self._waiting.pop(job_id, None)
+        running = self._running.get(job_id)
         if running is not None:
             running.cancelled = True
             await self._terminate(running.process)
             await running.done.wait()
-        job = self.store.get_job(job.id) or job
-        self._discard_outputs(job.id)
-        if job.dialect == "legacy":
-            self.emit(job, "Fine-tune cancelled")
-        else:
-            self.emit(job, "Fine tuning process stopping due to job cancellation", level="warn")
-        job.status = "cancelled"
-        job.finished_at = now()
-        job.estimated_finish = None
-        self._save(job)
+        job = self.store.get_job(job_id)
+        assert job is not None  # only a terminal job can be deleted
+        if job.terminal:
+            return job  # it ended while it was being stopped
+        self._discard_outputs(job_id)
+
+        def write() -> None:
+            with self.store.transaction():
+                if job.dialect == "legacy":
+                    self.emit(job, "Fine-tune cancelled")
+                else:
+                    message = "Fine tuning process stopping due to job cancellation"
+                    self.emit(job, message, level="warn")
+                job.status = "cancelled"
+                job.finished_at = now()
+                job.estimated_finish = None
+                self._save(job)
+
+        self._record(write)
         self._wake.set()
         return job
 
@@ -547,9 +617,11 @@ class Runner:
         if running is None:
             if job.id in self._queue:
                 self._queue.remove(job.id)
-            self.emit(job, "Fine-tuning job paused")
-            job.status = "paused"
-            self._save(job)
+            self._waiting.pop(job.id, None)
+            with self.store.transaction():
+                self.emit(job, "Fine-tuning job paused")
+                job.status = "paused"
+                self._save(job)
             return job
         running.pausing = True
         if running.started:
@@ -569,10 +641,12 @@ class Runner:
     def resume(self, job: JobRecord) -> JobRecord:
         checkpoint = self._resume_point(job)
         where = f" from the checkpoint at step {checkpoint.step}" if checkpoint else ""
-        self.emit(job, f"Fine-tuning job resumed{where}")
-        job.status = "queued"
-        self._save(job)
-        self._queue.append(job.id)
+        with self.store.transaction():
+            self.emit(job, f"Fine-tuning job resumed{where}")
+            job.status = "queued"
+            self._save(job)
+        if job.id not in self._queue:
+            self._queue.append(job.id)
         self._wake.set()
         return job
 

@@ -7,16 +7,25 @@ Layout of the data dir:
     models/<slug>/           weights of fine-tuned models that are listed
 
 Every write is a transaction or a rename, so a crash leaves either the old or the new state.
+Everything is created private to the server's user (directories 0700, files 0600), and a data dir
+made by an older version is tightened when the store opens. `reserved-space` is a 1 MiB file
+the store gives up when the disk fills, so a job that a full disk stopped can still be recorded
+as failed; it is taken again once there is room.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import logging
+import math
 import os
 import secrets
 import shutil
 import sqlite3
+import stat
 import string
 import threading
 import time
@@ -25,6 +34,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from ftui.server.diskio import (
+    PRIVATE_DIR,
+    SpaceReserve,
+    StorageProblem,
+    open_private,
+    private_dir,
+)
+
+log = logging.getLogger("ftui.server.store")
+
+DB_NAME = "ftui.db"
+RESERVE_NAME = "reserved-space"
+MAX_SLUG_CHARS = 100
+# What the server keeps directly in its data dir (ftui.db* adds the -wal, -shm and set-aside
+# copies); basemodels/ and base_models.toml belong to the base model table.
+OWN_ENTRIES = frozenset(
+    {DB_NAME, RESERVE_NAME, "blobs", "jobs", "models", "trash", "basemodels", "base_models.toml"}
+)  # model directory names stay far below the usual 255-byte limit
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 _ALPHABET = string.ascii_letters + string.digits
@@ -64,6 +92,45 @@ def new_id(prefix: str, length: int = 24) -> str:
 
 def now() -> int:
     return int(time.time())
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None: JSON has no spelling for them, and a
+    stored one would break every response that includes it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _non_finite_keys(value: Any, where: str = "") -> list[str]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [where]
+    if isinstance(value, dict):
+        return [k for key, v in value.items() for k in _non_finite_keys(v, str(key))]
+    if isinstance(value, list):
+        return [k for v in value for k in _non_finite_keys(v, where)]
+    return []
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+class CorruptDatabase(sqlite3.DatabaseError):
+    pass
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return (
+        isinstance(exc, CorruptDatabase)
+        or name.startswith("SQLITE_CORRUPT")
+        or (name == "SQLITE_NOTADB")
+    )
 
 
 @dataclass
@@ -163,22 +230,123 @@ class Store:
         self.jobs_dir = self.data_dir / "jobs"
         self.models_dir = self.data_dir / "models"
         self._trash_dir = self.data_dir / "trash"
+        self.reserve = SpaceReserve(self.data_dir / RESERVE_NAME)
         for d in (self.blob_dir / "tmp", self.jobs_dir, self.models_dir, self._trash_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            private_dir(d)
+        self._tighten_modes()
         self._lock = threading.RLock()
         self._depth = 0
-        self._db = sqlite3.connect(
-            self.data_dir / "ftui.db", check_same_thread=False, isolation_level=None
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = self._open_db()
+        self._repair_non_finite()
         self._collect_garbage()
+        self.ensure_reserve()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    # --- opening ------------------------------------------------------------------------
+    def _tighten_modes(self) -> None:
+        """A data dir from an older version (or made by hand) may be readable by everyone: keep
+        only the owner's bits on it and on the entries of ours it holds directly (the rest is
+        below those); anything else someone keeps there is left alone."""
+        ours = [self.data_dir]
+        for entry in self.data_dir.iterdir():
+            if entry.name in OWN_ENTRIES or entry.name.startswith(DB_NAME):
+                ours.append(entry)
+        failed = []
+        for entry in ours:
+            try:
+                mode = entry.lstat().st_mode
+                if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+                    os.chmod(entry, stat.S_IMODE(mode) & PRIVATE_DIR)
+            except OSError as exc:
+                failed.append(f"{entry.name}: {exc.strerror}")
+        if failed:
+            log.warning("could not make %s private: %s", self.data_dir, ", ".join(failed))
+
+    def _open_db(self) -> sqlite3.Connection:
+        path = self.data_dir / DB_NAME
+        try:
+            return self._connect(path)
+        except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                raise
+            aside = self._set_aside(path)
+            log.error(
+                "ftui serve: WARNING: the database %s is damaged (%s). It was moved to %s and "
+                "the server starts with an empty database: earlier files, jobs and models are "
+                "no longer listed, though their data is still under %s. To try to recover the "
+                "old records: sqlite3 %s .recover | sqlite3 recovered.db",
+                path,
+                exc,
+                aside,
+                self.data_dir,
+                aside,
+            )
+        return self._connect(path)
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        if not path.exists():  # SQLite gives the -wal and -shm files the database's mode
+            os.close(open_private(path, os.O_WRONLY))
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise CorruptDatabase("; ".join(problems[:3]))
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _set_aside(path: Path) -> Path:
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):  # moved together, so the copy opens with its log
+            source = path.with_name(path.name + suffix)
+            if source.exists():
+                os.replace(source, aside.with_name(aside.name + suffix))
+        return aside
+
+    def _repair_non_finite(self) -> None:
+        """Older versions stored NaN hyperparameters (and metrics), which no JSON response can
+        carry: replace them with null; a job that has not run yet fails with a reason."""
+        pattern = "LIKE '%NaN%' OR {0} LIKE '%Infinity%'"
+        rows = self._db.execute(
+            f"SELECT * FROM jobs WHERE body {pattern.format('body')}"
+        ).fetchall()
+        for row in rows:
+            keys = sorted(set(_non_finite_keys(json.loads(row["body"]))))
+            if not keys:
+                continue
+            job = self._job_from_row(row)  # _finite applies when it is saved again
+            log.warning("job %s had non-finite values in %s; set to null", job.id, keys)
+            if not job.terminal:
+                reason = (
+                    f"The job's {', '.join(keys)} held a number that is not finite (NaN or "
+                    "Infinity), accepted by an older version of the server; it cannot train."
+                )
+                job.status = "failed"
+                job.error = {"code": "invalid_hyperparameters", "message": reason, "param": None}
+                job.finished_at = now()
+                job.estimated_finish = None
+                self.add_event(job.id, reason, level="error")
+            self.save_job(job)
+        for table, key, column in (("events", "seq", "data"), ("checkpoints", "id", "metrics")):
+            rows = self._db.execute(
+                f"SELECT {key}, {column} FROM {table} WHERE {column} {pattern.format(column)}"
+            ).fetchall()
+            for row in rows:
+                value = json.loads(row[column]) if row[column] is not None else None
+                if _non_finite_keys(value):
+                    self._db.execute(
+                        f"UPDATE {table} SET {column}=? WHERE {key}=?", (_dumps(value), row[key])
+                    )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -190,8 +358,10 @@ class Store:
             try:
                 yield
             except BaseException:
-                if self._depth == 1:
-                    self._db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does): keep the real error.
+                if self._depth == 1 and self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
             else:
                 if self._depth == 1:
@@ -201,42 +371,96 @@ class Store:
 
     def _collect_garbage(self) -> None:
         """Remove what a crash can leave behind: temp blobs, half-deleted models."""
-        for leftover in (self.blob_dir / "tmp").iterdir():
-            leftover.unlink(missing_ok=True)
-        for leftover in self._trash_dir.iterdir():
-            shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            for leftover in (self.blob_dir / "tmp").iterdir():
+                leftover.unlink(missing_ok=True)
+            for leftover in self._trash_dir.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError as exc:  # a read-only data dir still serves what it has
+            log.warning("could not remove leftovers in %s: %s", self.data_dir, exc)
+
+    # --- room to record failures ----------------------------------------------------------
+    def ensure_reserve(self) -> StorageProblem | None:
+        return self.reserve.ensure()
+
+    def release_reserve(self) -> bool:
+        return self.reserve.release()
+
+    def storage_problem(self) -> StorageProblem | None:
+        """Why a job should not start now (read-only, no room), or None."""
+        return self.reserve.check()
 
     # --- files --------------------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:
         return self.blob_dir / sha256[:2] / sha256
 
-    def write_blob(self, source: IO[bytes], chunk_size: int = 1 << 20) -> tuple[str, int, Path]:
-        """Copy a stream into the blob store; returns (sha256, size, path). Atomic."""
+    def _stage_blob(self, source: IO[bytes], chunk_size: int = 1 << 20) -> tuple[Path, str, int]:
+        """Copy a stream to a private temp file, synced; returns (temp path, sha256, size)."""
         digest = hashlib.sha256()
         size = 0
         tmp = self.blob_dir / "tmp" / new_id("upload-")
         try:
-            with open(tmp, "wb") as out:
+            with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_EXCL), "wb") as out:
                 while chunk := source.read(chunk_size):
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            sha = digest.hexdigest()
-            final = self.blob_path(sha)
-            final.parent.mkdir(exist_ok=True)
-            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+        return tmp, digest.hexdigest(), size
+
+    def add_file_from(
+        self,
+        source: IO[bytes] | bytes,
+        *,
+        filename: str,
+        purpose: str,
+        examples: int | None = None,
+        format: str | None = None,
+    ) -> FileRecord:
+        """Store content as a new file. Blobs are shared by SHA-256, so the blob's rename and the
+        row's insert happen under the store's lock, as do delete_file's check and unlink: a
+        file being deleted never takes away the blob of an upload with the same bytes."""
+        if isinstance(source, bytes):
+            source = io.BytesIO(source)
+        tmp, sha, size = self._stage_blob(source)
+        record = FileRecord(
+            id=new_id("file-"),
+            bytes=size,
+            created_at=now(),
+            filename=filename,
+            purpose=purpose,
+            status="processed",
+            status_details=None,
+            sha256=sha,
+            examples=examples,
+            format=format,
+        )
+        try:
+            with self._lock:
+                final = self.blob_path(sha)
+                private_dir(final.parent)
+                os.replace(tmp, final)
+                try:
+                    self._insert_file(record)
+                except BaseException:
+                    if not self._blob_used(sha):
+                        final.unlink(missing_ok=True)
+                    raise
         finally:
-            tmp.unlink(missing_ok=True)
-        return sha, size, final
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        return record
 
-    def write_blob_bytes(self, data: bytes) -> tuple[str, int, Path]:
-        import io
+    def _blob_used(self, sha256: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM files WHERE sha256=? LIMIT 1", (sha256,)).fetchone()
+        return row is not None
 
-        return self.write_blob(io.BytesIO(data))
-
-    def add_file(self, record: FileRecord) -> FileRecord:
+    def _insert_file(self, record: FileRecord) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -253,7 +477,6 @@ class Store:
                     record.format,
                 ),
             )
-        return record
 
     def get_file(self, file_id: str) -> FileRecord | None:
         with self._lock:
@@ -269,22 +492,21 @@ class Store:
         return [FileRecord(**dict(r)) for r in rows]
 
     def delete_file(self, file_id: str) -> bool:
-        with self._lock:
+        """Unlist the file and remove its blob unless another file has the same bytes; both or
+        neither (a blob that cannot be removed keeps the file listed)."""
+        with self.transaction():
             row = self._db.execute("SELECT sha256 FROM files WHERE id=?", (file_id,)).fetchone()
             if row is None:
                 return False
             self._db.execute("DELETE FROM files WHERE id=?", (file_id,))
-            still_used = self._db.execute(
-                "SELECT 1 FROM files WHERE sha256=? LIMIT 1", (row["sha256"],)
-            ).fetchone()
-        if not still_used:
-            self.blob_path(row["sha256"]).unlink(missing_ok=True)
+            if not self._blob_used(row["sha256"]):
+                self.blob_path(row["sha256"]).unlink(missing_ok=True)
         return True
 
     # --- jobs ---------------------------------------------------------------------------
     def _job_row(self, job: JobRecord) -> tuple:
         body = {k: v for k, v in job.__dict__.items() if k not in _JOB_COLUMNS}
-        return (job.id, job.dialect, job.created_at, job.updated_at, job.status, json.dumps(body))
+        return (job.id, job.dialect, job.created_at, job.updated_at, job.status, _dumps(body))
 
     def add_job(self, job: JobRecord) -> None:
         with self._lock:
@@ -335,6 +557,9 @@ class Store:
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
 
+    def make_job_dir(self, job_id: str) -> Path:
+        return private_dir(self.job_dir(job_id))
+
     # --- events -------------------------------------------------------------------------
     def add_event(
         self,
@@ -352,7 +577,7 @@ class Store:
             cur = self._db.execute(
                 "INSERT INTO events (id, job_id, created_at, level, message, type, data) "
                 "VALUES (?,?,?,?,?,?,?)",
-                (event_id, job_id, created, level, message, type, json.dumps(data)),
+                (event_id, job_id, created, level, message, type, _dumps(data)),
             )
             seq = cur.lastrowid
         assert seq is not None
@@ -419,7 +644,7 @@ class Store:
                     record.step,
                     record.model_id,
                     record.path,
-                    json.dumps(record.metrics),
+                    _dumps(record.metrics),
                 ),
             )
 
@@ -448,15 +673,20 @@ class Store:
             return False
         with self._lock:
             self._db.execute("DELETE FROM models WHERE id=?", (model_id,))
-        path = Path(record.path)
-        if path.exists():
+            path = Path(record.path)
             trash = self._trash_dir / new_id("model-")
-            os.replace(path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            try:
+                if path.exists():
+                    os.replace(path, trash)
+            except OSError:
+                self.add_model(record)  # the weights are still where the row says: list it again
+                raise
+        shutil.rmtree(trash, ignore_errors=True)
         return True
 
     def model_slug(self, model_id: str) -> str:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
+        safe = safe[:MAX_SLUG_CHARS]  # the hash below keeps long names apart
         return f"{safe}-{hashlib.sha256(model_id.encode()).hexdigest()[:8]}"
 
     def iter_blob(self, record: FileRecord, chunk_size: int = 1 << 16) -> Iterator[bytes]:

@@ -9,7 +9,8 @@ Progress rows, in order: ``hyperparams`` (resolved values, ``n_examples``, ``tot
 row (legacy metrics, ``learning_rate``, ``validation_*`` on validation steps,
 ``classification/*`` at epoch ends), ``epoch`` after each epoch's last step, ``checkpoint``
 after each checkpoint is complete on disk, and at the end ``model_saved``, ``paused`` or
-``failed``. Exit status 0 after ``model_saved`` or ``paused``; 1 after ``failed``.
+``failed`` (``message``, and ``code``: ``storage_full``, ``storage_read_only`` or
+``training_failed``). Exit status 0 after ``model_saved`` or ``paused``; 1 after ``failed``.
 
 Optional spec keys: ``classification``, ``validation_every``, ``checkpoints`` ({"dir"}),
 ``resume_from`` (a checkpoint directory), ``lora`` (true/false/null = by model size),
@@ -28,6 +29,7 @@ batch, so a padded batch of one gives exactly that example's loss.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -38,7 +40,10 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
+
+from ftui.server import progresslog
+from ftui.server.diskio import StorageProblem, storage_problem
 
 if TYPE_CHECKING:
     import torch
@@ -72,19 +77,8 @@ class Encoded:
 # ---------------------------------------------------------------- progress
 
 
-class Progress:
-    """Appends JSON lines to progress.jsonl, flushed per line: the runner tails the file and
-    only consumes whole lines."""
-
-    def __init__(self, path: Path) -> None:
-        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (long-lived)
-
-    def emit(self, type_: str, **fields: Any) -> None:
-        self._file.write(json.dumps({"type": type_, **fields}) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+# One writer of progress.jsonl for the whole project: whole lines, nothing half-written.
+Progress = progresslog.Progress
 
 
 # ---------------------------------------------------------------- spec and data
@@ -962,12 +956,28 @@ def _failure_message(exc: BaseException) -> str:
 
     if isinstance(exc, TrainError | BaseModelNotFound | BaseModelConfigError):
         return str(exc)
+    problem = _disk_problem(exc)
+    if problem is not None:
+        return problem.job_failure
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return (
             "Training ran out of memory. Try a smaller batch_size, shorter examples or a "
             "smaller base model."
         )
     return f"{UNEXPECTED}: {type(exc).__name__}: {exc}"
+
+
+def _disk_problem(exc: BaseException) -> StorageProblem | None:
+    problem = storage_problem(exc)
+    # Only a write fails for want of room or on a read-only mount; a permission error may be a
+    # base model it cannot read, and keeps its own words.
+    return problem if problem is not None and problem.kind in ("full", "read_only") else None
+
+
+def _say(text: str) -> None:
+    """To train.log, if the disk lets us: failing to log must not hide the failure itself."""
+    with contextlib.suppress(OSError):
+        print(text.rstrip("\n"), file=sys.stderr, flush=True)
 
 
 def run(job_dir: str | os.PathLike[str]) -> int:
@@ -982,9 +992,9 @@ def run(job_dir: str | os.PathLike[str]) -> int:
         previous = None
     try:
         try:
-            progress = Progress(job_dir / "progress.jsonl")
+            progress = Progress(job_dir / progresslog.FILE_NAME)
         except OSError as e:
-            print(f"ftui train: cannot write progress to {job_dir}: {e}", file=sys.stderr)
+            _say(f"ftui train: cannot write progress to {job_dir}: {e}")
             return 1
         try:
             train_job(job_dir, progress)
@@ -992,10 +1002,15 @@ def run(job_dir: str | os.PathLike[str]) -> int:
         except Exception as exc:
             message = _failure_message(exc)
             if message.startswith(UNEXPECTED):
-                traceback.print_exc()  # a bug or an environment problem: keep the detail
+                _say(traceback.format_exc())  # a bug or an environment problem: keep the detail
             else:
-                print(f"ftui train: {message}", file=sys.stderr)
-            progress.emit("failed", message=message)
+                _say(f"ftui train: {message}")
+            problem = _disk_problem(exc)
+            code = f"storage_{problem.kind}" if problem else "training_failed"
+            try:
+                progress.emit("failed", message=message, code=code)
+            except OSError as e:  # a full disk: the runner finds out why by itself
+                _say(f"ftui train: cannot report the failure: {e}")
             return 1
         finally:
             progress.close()
