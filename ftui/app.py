@@ -65,7 +65,6 @@ FIRST_FRAME_JOBS = 500
 MAX_WATCHED = 8
 
 
-
 def _load_screen_class(module: str, cls: str) -> type[Screen]:
     return getattr(importlib.import_module(module), cls)
 

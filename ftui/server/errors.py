@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+# How much of a user-supplied value an error message quotes: enough to recognise it, never a
+# megabyte echoed back (a 100 MB id would otherwise come back whole in the 404).
+QUOTE_CHARS = 100
+# A last guard for messages built elsewhere from user input: nothing longer leaves the server.
+MAX_MESSAGE_CHARS = 2000
+
+
+def shorten(value: object, limit: int = QUOTE_CHARS) -> str:
+    """`value` as text for an error message: cut after `limit` characters, saying how long."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…({len(text)} characters)"
+
 
 class APIError(Exception):
     def __init__(
@@ -13,11 +27,12 @@ class APIError(Exception):
         param: str | None = None,
         code: str | None = None,
     ) -> None:
+        message = shorten(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type
-        self.param = param
+        self.param = shorten(param) if param is not None else None
         self.code = code
 
     def body(self) -> dict:
@@ -36,4 +51,4 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 
 
 def not_found(kind: str, ident: str, param: str = "id") -> APIError:
-    return APIError(404, f"No such {kind} object: {ident}", param=param)
+    return APIError(404, f"No such {kind} object: {shorten(ident)}", param=param)
