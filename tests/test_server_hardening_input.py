@@ -75,6 +75,13 @@ def test_non_finite_sampling_parameters_are_refused(client, field):
         assert literal.lstrip("-") in error["message"]
 
 
+def test_model_in_the_home_of_no_such_user_is_a_404(client):
+    """Found by the fuzz test: `~0` made pathlib raise while resolving the model."""
+    response = client.post("/completions", json={"model": "~0", "prompt": "hi"})
+    error = error_of(response, 404)
+    assert "home directory that does not exist" in error["message"]
+
+
 def test_stored_non_finite_numbers_do_not_break_listings(server_factory):
     """A row written before requests were checked (or by hand) is shown with null, not a 500."""
     server = server_factory()

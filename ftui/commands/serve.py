@@ -131,7 +131,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    try:
+        data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    except RuntimeError:  # `~user/…` for a user this machine does not have
+        print(f"Cannot use --data-dir {args.data_dir}: no such home directory.", file=sys.stderr)
+        return 2
     data_dir.mkdir(parents=True, exist_ok=True)
     edge = EdgeConfig.for_bind(
         args.host,

@@ -198,6 +198,14 @@ def is_local_path(target: str) -> bool:
     return target.startswith(("/", "~", "./", "../")) or os.path.isabs(target)
 
 
+def expand_local_path(target: str) -> Path | None:
+    """A local target with `~` expanded; None when it names the home of no such user (`~0`)."""
+    try:
+        return Path(target).expanduser()
+    except RuntimeError:  # pathlib's "Could not determine home directory."
+        return None
+
+
 def is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
@@ -281,7 +289,11 @@ def resolve(
     via = f" (alias of '{requested}')" if target != requested else ""
 
     if is_local_path(target):
-        path = Path(target).expanduser()
+        path = expand_local_path(target)
+        if path is None:
+            raise BaseModelNotFound(
+                requested, f"'{target}'{via} starts with a home directory that does not exist."
+            )
         if is_model_dir(path):
             return path.resolve()
         raise BaseModelNotFound(
@@ -401,7 +413,9 @@ def convert_gguf(gguf: Path, final: Path) -> None:
 def target_local_path(target: str, data_dir: Path) -> tuple[bool, Path | None]:
     """(available now, local dir if one exists) for a final target; no torch, no network."""
     if is_local_path(target):
-        path = Path(target).expanduser()
+        path = expand_local_path(target)
+        if path is None:
+            return False, None
         return (True, path.resolve()) if is_model_dir(path) else (False, None)
     if target == BUNDLED_ID:
         converted = bundled_dir(data_dir)
