@@ -268,3 +268,18 @@ def test_empty_ids_in_the_url_are_named(client):
     for path in ("/files/", "/files//content", "/models/"):
         error = error_of(client.get(path), 404)
         assert "No" in error["message"] and "id in the URL" in error["message"], path
+
+
+def test_quoted_input_is_escaped_in_error_messages(client):
+    error = error_of(client.get("/fine_tuning/jobs/ftjob-%1B%5D0%3BX%07%00"), 404)
+    assert error["message"] == "No such FineTuningJob object: ftjob-\\x1b]0;X\\x07\\x00"
+
+
+def test_event_stream_flag_must_be_a_boolean(client, training_file):
+    created = client.post(
+        "/fine-tunes", json={"training_file": training_file, "model": "no-such-base-model"}
+    ).json()
+    error = error_of(client.get(f"/fine-tunes/{created['id']}/events?stream=maybe"), 400)
+    assert error["param"] == "stream" and "'maybe'" in error["message"]
+    listed = client.get(f"/fine-tunes/{created['id']}/events", params={"stream": "False"})
+    assert listed.json()["object"] == "list"

@@ -220,7 +220,7 @@ class Server:
 
     async def legacy_events(self, request: Request) -> Response:
         job = self.job_or_404(request.path_params["job_id"])
-        stream = request.query_params.get("stream", "false").lower() in ("true", "1")
+        stream = params.query_flag(request.query_params.get("stream"), "stream")
         if not stream:
             data = [views.legacy_event(e) for e in self.store.events(job.id)]
             return JSONResponse({"object": "list", "data": data})

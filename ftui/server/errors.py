@@ -9,12 +9,22 @@ QUOTE_CHARS = 100
 MAX_MESSAGE_CHARS = 2000
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text)} characters)"
+
+
+# C0 and C1 control characters and DEL, shown as escapes: an id or name quoted in an error must
+# not reach a terminal as an escape sequence when a client prints the message.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
 def shorten(value: object, limit: int = QUOTE_CHARS) -> str:
-    """`value` as text for an error message: cut after `limit` characters, saying how long."""
+    """`value` as text for an error message: control characters escaped, cut after `limit`
+    characters (saying how long it was)."""
     text = value if isinstance(value, str) else str(value)
     if len(text) <= limit:
-        return text
-    return f"{text[:limit]}…({len(text)} characters)"
+        return text.translate(_CONTROLS)
+    return f"{text[:limit].translate(_CONTROLS)}…({len(text)} characters)"
 
 
 class APIError(Exception):
@@ -27,7 +37,7 @@ class APIError(Exception):
         param: str | None = None,
         code: str | None = None,
     ) -> None:
-        message = shorten(message, MAX_MESSAGE_CHARS)
+        message = _cut(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.status = status
         self.message = message

@@ -111,7 +111,9 @@ def integer(body: dict[str, Any], key: str, lo: int, hi: int) -> int | None:
                 param=key,
             )
     if not lo <= value <= hi:
-        raise bad_request(f"'{key}' must be between {lo} and {hi}; got {value}.", param=key)
+        raise bad_request(
+            f"'{key}' must be between {lo} and {hi}; got {shorten(value)}.", param=key
+        )
     return value
 
 
@@ -189,6 +191,16 @@ def number_list(body: dict[str, Any], key: str) -> list[float] | None:
     ):
         raise bad_request(f"'{key}' must be a non-empty list of positive numbers.", param=key)
     return [float(v) for v in value]
+
+
+def query_flag(raw: str | None, key: str) -> bool:
+    """A true/false query parameter; anything else is an error, not a silent false."""
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise bad_request(f"'{key}' must be true or false; got {shorten(repr(raw))}.", param=key)
+    return value in ("true", "1")
 
 
 def query_limit(raw: str | None, default: int, hi: int) -> int:
