@@ -211,7 +211,14 @@ DOCUMENT: dict[str, Any] = {
     },
     "paths": {
         "/v1/files": {
-            "get": _op("List files", params=[_query("purpose", STRING), *PAGE]),
+            "get": _op(
+                "List files",
+                params=[
+                    _query("purpose", STRING),
+                    _query("order", {"type": "string", "enum": ["asc", "desc"]}),
+                    *PAGE,
+                ],
+            ),
             "post": _op(
                 "Upload a file",
                 body={"required": True, "content": {"multipart/form-data": {"schema": UPLOAD}}},
@@ -238,7 +245,10 @@ DOCUMENT: dict[str, Any] = {
             )
         },
         "/v1/fine_tuning/jobs": {
-            "get": _op("List fine-tuning jobs, newest first", params=PAGE),
+            "get": _op(
+                "List fine-tuning jobs, newest first; metadata[KEY]=VALUE filters",
+                params=PAGE,
+            ),
             "post": _op("Create a fine-tuning job", body=_json_body(CURRENT_CREATE)),
         },
         "/v1/fine_tuning/jobs/{job_id}": {"get": _op("Retrieve a job", params=[JOB_ID])},
