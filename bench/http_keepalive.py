@@ -59,6 +59,7 @@ def start_ftui(data_dir: Path) -> tuple[subprocess.Popen, str]:
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        cwd=REPO,  # `python -m` imports from the working directory first: this checkout's ftui
     )
     assert proc.stdout is not None
     for line in proc.stdout:
