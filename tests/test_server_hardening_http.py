@@ -122,7 +122,7 @@ def test_cross_origin_browser_requests_are_refused(client, server, tmp_path):
         assert "access-control-allow-origin" not in response.headers
     assert _job_count(client) == before_jobs
     assert len(client.get("/files").json()["data"]) == before_files
-    # The audit's request: foreign Host, foreign Origin and a "simple" text/plain body.
+    # A page on a rebound name: foreign Host, foreign Origin and a "simple" text/plain body.
     response = client.post(
         "/completions",
         content=json.dumps(COMPLETION),
