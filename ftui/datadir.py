@@ -178,13 +178,23 @@ def hf_cached_snapshot(repo_id: str) -> Path | None:
     return None
 
 
+def expand_local_path(target: str) -> Path | None:
+    """A local target with `~` expanded; None when it names the home of no such user (`~0`)."""
+    try:
+        return Path(target).expanduser()
+    except RuntimeError:  # pathlib's "Could not determine home directory."
+        return None
+
+
 def target_local_path(
     target: str, data_dir: Path, package: str = BUNDLED_PACKAGE
 ) -> tuple[bool, Path | None]:
     """(available now, local dir if one exists) for a final target; no torch, no network.
     The bundled model is available but has no directory until it is converted."""
     if is_local_path(target):
-        path = Path(target).expanduser()
+        path = expand_local_path(target)
+        if path is None:
+            return False, None
         return (True, path.resolve()) if is_model_dir(path) else (False, None)
     if target == BUNDLED_ID:
         converted = bundled_dir(data_dir)

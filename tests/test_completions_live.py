@@ -125,7 +125,8 @@ def test_non_streamed_disconnect_stops_generation(live: Live):
     body = json.dumps(LONG).encode()
     with socket.create_connection(live.address, timeout=30) as raw:
         raw.sendall(
-            b"POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )

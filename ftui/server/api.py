@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ftui.records import RecordError, validate_jsonl
-from ftui.server import basemodels, jobrequests, params, views
+from ftui.server import basemodels, jobrequests, naming, openapi, params, uploadform, views
 from ftui.server.completions import CompletionService
 from ftui.server.diskio import storage_problem
-from ftui.server.errors import APIError, bad_request, not_found
+from ftui.server.errors import APIError, bad_request, not_found, shorten
+from ftui.server.guard import EdgeConfig, GuardMiddleware
 from ftui.server.runner import Runner
 from ftui.server.signals import JobSignals
 from ftui.server.store import FileRecord, JobRecord, Store
+from ftui.server.views import JSONResponse
 
 log = logging.getLogger("ftui.server")
 
@@ -39,7 +40,7 @@ KEEPALIVE_SECONDS = 15.0
 @dataclass
 class ServerConfig:
     data_dir: Path
-    api_key: str | None = None
+    edge: EdgeConfig = field(default_factory=EdgeConfig)  # Host, Origin, key, body limits
     organization_id: str = "org-personal"
     max_concurrent_jobs: int = 1
     device: str = "auto"
@@ -64,6 +65,12 @@ class Server:
 
     # --- helpers ------------------------------------------------------------------------
     def file_or_404(self, file_id: str) -> FileRecord:
+        if not file_id:
+            raise APIError(
+                404,
+                "No file id in the URL: use /v1/files/{file_id}, or GET /v1/files to list them.",
+                param="id",
+            )
         record = self.store.get_file(file_id) or self.store.get_file(file_id.replace("+", " "))
         if record is None:
             raise not_found("File", file_id)
@@ -76,12 +83,19 @@ class Server:
         return job
 
     def organization(self, request: Request) -> str:
-        return request.headers.get("openai-organization") or self.config.organization_id
+        organization = request.headers.get("openai-organization")
+        if not organization:
+            return self.config.organization_id
+        problem = naming.organization_problem(organization)
+        if problem is not None:
+            raise bad_request(problem, param="OpenAI-Organization", code="invalid_organization")
+        return organization
 
     # --- files --------------------------------------------------------------------------
     async def upload_file(self, request: Request) -> Response:
+        uploadform.require_multipart(request)
         try:
-            form = await request.form(max_files=1, max_fields=16)
+            form = await uploadform.read_form(request)
         except HTTPException as exc:  # malformed multipart
             raise bad_request(f"Could not read the multipart upload: {exc.detail}") from None
         except Exception as exc:  # the multipart parser's own error types vary by version
@@ -93,13 +107,14 @@ class Server:
                 raise bad_request("Missing required parameter: 'purpose'.", param="purpose")
             if purpose not in FILE_PURPOSES:
                 raise bad_request(
-                    f"'{purpose}' is not a valid purpose; expected one of "
+                    f"'{shorten(purpose)}' is not a valid purpose; expected one of "
                     f"{', '.join(sorted(FILE_PURPOSES))}.",
                     param="purpose",
                 )
             if not isinstance(upload, UploadFile):
                 raise bad_request("Missing required parameter: 'file'.", param="file")
             filename = upload.filename or "file"
+            uploadform.check_filename(filename)
             summary = None
             if purpose == "fine-tune":
                 summary = await asyncio.to_thread(self._validate_upload, upload, filename)
@@ -137,7 +152,9 @@ class Server:
         records = self.store.list_files(request.query_params.get("purpose"))
         order = request.query_params.get("order", "desc")
         if order not in ("asc", "desc"):
-            raise bad_request(f"'order' must be 'asc' or 'desc'; got {order!r}.", param="order")
+            raise bad_request(
+                f"'order' must be 'asc' or 'desc'; got {shorten(repr(order))}.", param="order"
+            )
         if order == "desc":
             records.reverse()
         page, has_more = _page(records, request, default_limit=10_000, key=lambda r: r.id)
@@ -158,7 +175,10 @@ class Server:
         return StreamingResponse(
             self.store.iter_blob(record),
             media_type=media,
-            headers={"content-length": str(record.bytes)},
+            headers={
+                "content-length": str(record.bytes),
+                "content-disposition": _attachment(record.filename),
+            },
         )
 
     # --- jobs: legacy ---------------------------------------------------------------------
@@ -199,7 +219,7 @@ class Server:
 
     async def legacy_events(self, request: Request) -> Response:
         job = self.job_or_404(request.path_params["job_id"])
-        stream = request.query_params.get("stream", "false").lower() in ("true", "1")
+        stream = params.query_flag(request.query_params.get("stream"), "stream")
         if not stream:
             data = [views.legacy_event(e) for e in self.store.events(job.id)]
             return JSONResponse({"object": "list", "data": data})
@@ -220,7 +240,7 @@ class Server:
             terminal = job is None or job.terminal
             for event in self.store.events(job_id, last_seq):
                 last_seq = event.seq
-                yield f"data: {json.dumps(views.legacy_event(event))}\n\n"
+                yield f"data: {views.dumps(views.legacy_event(event))}\n\n"
             if terminal:
                 yield "data: [DONE]\n\n"
                 return
@@ -325,9 +345,11 @@ class Server:
         return JSONResponse({"object": "list", "data": data})
 
     def _model_not_found(self, model_id: str) -> APIError:
-        return APIError(
-            404, f"The model `{model_id}` does not exist", param="model", code="model_not_found"
-        )
+        if not model_id:
+            message = "No model id in the URL: use /v1/models/{model}, or GET /v1/models."
+        else:
+            message = f"The model `{shorten(model_id)}` does not exist"
+        return APIError(404, message, param="model", code="model_not_found")
 
     async def get_model(self, request: Request) -> Response:
         model_id = request.path_params["model"]
@@ -354,15 +376,15 @@ class Server:
         raise self._model_not_found(model_id)
 
 
-def _storage_error(exc: Exception) -> APIError:
-    """An upload the disk refused: 507 when it is full (the client may retry later), else 500;
+def _storage_error(exc: Exception, outcome: str = "the file was not stored") -> APIError:
+    """A write the disk refused: 507 when it is full (the client may retry later), else 500;
     either way the message names the cause."""
     problem = storage_problem(exc)
     if problem is None:
-        log.exception("could not store an upload")
-        return APIError(500, f"The server could not store the file: {exc}.", type="server_error")
+        log.exception("could not write to the data dir")
+        return APIError(500, f"The server could not write: {exc}; {outcome}.", type="server_error")
     status = 507 if problem.kind == "full" else 500
-    message = f"{problem.message}; the file was not stored."
+    message = f"{problem.message}; {outcome}."
     return APIError(status, message, type="server_error", code=f"storage_{problem.kind}")
 
 
@@ -373,7 +395,7 @@ def _page(items: list, request: Request, *, default_limit: int, key) -> tuple[li
     if after:
         ids = [key(item) for item in items]
         if after not in ids:
-            raise bad_request(f"No such object for 'after': {after}", param="after")
+            raise bad_request(f"No such object for 'after': {shorten(after)}", param="after")
         items = items[ids.index(after) + 1 :]
     return items[:limit], len(items) > limit
 
@@ -389,31 +411,14 @@ def _error_response(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-class GuardMiddleware:
-    """Authentication, and OpenAI-shaped errors for everything (unknown routes included)."""
-
-    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
-        self.app = app
-        self.api_key = api_key
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.api_key is None:
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        if token != self.api_key:
-            if token:
-                shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "*" * 4
-                message = f"Incorrect API key provided: {shown}."
-            else:
-                message = (
-                    "You didn't provide an API key. Provide it as a bearer token in the "
-                    "Authorization header."
-                )
-            error = APIError(401, message, code="invalid_api_key")
-            return await _error_response(error)(scope, receive, send)
-        return await self.app(scope, receive, send)
+def _attachment(filename: str) -> str:
+    """Content-Disposition for a download: always saved, never shown inline; the plain name
+    keeps to safe ASCII and the UTF-8 form carries the real one."""
+    plain = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename
+    )
+    encoded = quote(filename, safe="")
+    return f"attachment; filename=\"{plain or 'file'}\"; filename*=UTF-8''{encoded}"
 
 
 def create_app(config: ServerConfig) -> Starlette:
@@ -425,6 +430,15 @@ def create_app(config: ServerConfig) -> Starlette:
                 return await endpoint(request)
             except APIError as exc:
                 return _error_response(exc)
+            except ClientDisconnect:
+                # The client left, or the guard already answered (body too large or too slow).
+                return Response(status_code=400)
+            except (OSError, sqlite3.Error) as exc:
+                # Any route's write (a job created, a file deleted) on a full or read-only disk
+                # says so, like uploads do; the store's transaction has rolled back.
+                if storage_problem(exc) is None:
+                    raise
+                return _error_response(_storage_error(exc, "nothing was changed"))
 
         return Route(path, handler, methods=methods)
 
@@ -450,6 +464,8 @@ def create_app(config: ServerConfig) -> Starlette:
         route("/v1/fine_tuning/jobs/{job_id}/checkpoints", s.current_checkpoints, ["GET"]),
         route("/v1/fine_tuning/jobs/{job_id}", s.get_current, ["GET"]),
         route("/v1/models", s.list_models, ["GET"]),
+        route("/openapi.json", openapi.describe, ["GET"]),
+        route("/v1/openapi.json", openapi.describe, ["GET"]),
         route("/v1/models/{model:path}", s.get_model, ["GET"]),
         route("/v1/models/{model:path}", s.delete_model, ["DELETE"]),
         route("/v1/completions", s.completions.create, ["POST"]),
@@ -458,11 +474,12 @@ def create_app(config: ServerConfig) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        path = shorten(request.url.path)
         if exc.status_code == 404:
-            message = f"Unknown request URL: {request.method} {request.url.path}."
+            message = f"Unknown request URL: {request.method} {path}."
             return _error_response(APIError(404, message, code="unknown_url"))
         if exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}."
+            message = f"{request.method} is not allowed on {path}."
             return _error_response(APIError(405, message, code="method_not_allowed"))
         return _error_response(APIError(exc.status_code, str(exc.detail)))
 
@@ -485,7 +502,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(GuardMiddleware, api_key=config.api_key)],
+        middleware=[Middleware(GuardMiddleware, config=config.edge)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )

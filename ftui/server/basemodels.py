@@ -32,6 +32,7 @@ from ftui.datadir import (
     BaseModelConfigError,
     ModelTable,
     bundled_dir,
+    expand_local_path,
     follow_aliases,
     hf_cached_snapshot,
     is_local_path,
@@ -174,7 +175,11 @@ def resolve(
     via = f" (alias of '{requested}')" if target != requested else ""
 
     if is_local_path(target):
-        path = Path(target).expanduser()
+        path = expand_local_path(target)
+        if path is None:
+            raise BaseModelNotFound(
+                requested, f"'{target}'{via} starts with a home directory that does not exist."
+            )
         if is_model_dir(path):
             return path.resolve()
         raise BaseModelNotFound(

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ftui.server import basemodels, infer, params
-from ftui.server.errors import APIError, bad_request, clip
+from ftui.server.errors import APIError, bad_request, shorten
 from ftui.server.store import Store, new_id, now
 from ftui.textsafe import first_surrogate
 
@@ -99,12 +99,6 @@ class CompletionRequest:
             logprobs=self.logprobs,
             echo=self.echo,
         )
-
-
-def quote_input(value: str, limit: int = 200) -> str:
-    """A value of the request as an error message quotes it: clipped (a huge input is never
-    echoed back whole) and with lone surrogates escaped (the answer must encode as UTF-8)."""
-    return clip(value, limit).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _is_int(value: Any) -> bool:
@@ -187,7 +181,7 @@ def parse_logit_bias(body: dict[str, Any]) -> dict[int, float]:
             token = -1
         if token < 0 or str(token) != key.strip():
             raise bad_request(
-                f"Invalid key in 'logit_bias': {quote_input(key, 40)!r} is not a token id (a "
+                f"Invalid key in 'logit_bias': {shorten(key, 40)!r} is not a token id (a "
                 "non-negative "
                 "integer as a string).",
                 param="logit_bias",
@@ -455,8 +449,8 @@ class CompletionService:
         self.models.discard(deleted)
 
     def _not_found(self, name: str, detail: str = "") -> APIError:
-        message = f"The model `{quote_input(name)}` does not exist" + (
-            f": {quote_input(detail, 1000)}" if detail else ""
+        message = f"The model `{shorten(name)}` does not exist" + (
+            f": {shorten(detail, 1000)}" if detail else ""
         )
         return APIError(404, message, param="model", code="model_not_found")
 
@@ -507,7 +501,7 @@ class CompletionService:
             log.exception("loading model %s from %s failed", name, path)
             raise APIError(
                 500,
-                f"Could not load the model `{quote_input(name)}` from {path}: "
+                f"Could not load the model `{shorten(name)}` from {path}: "
                 f"{type(exc).__name__}: {exc}",
                 type="server_error",
             ) from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ftui.server import params
-from ftui.server.errors import bad_request
+from ftui.server import naming, params
+from ftui.server.errors import bad_request, shorten
 from ftui.server.store import JobRecord, Store, new_id, now
 
 LEGACY_FIELDS = {
@@ -38,6 +38,7 @@ CURRENT_FIELDS = {
     "metadata",
 }
 HYPERPARAMETER_FIELDS = {"n_epochs", "batch_size", "learning_rate_multiplier"}
+METHOD_FIELDS = {"type", "supervised"}
 MAX_SEED = 2147483647
 
 
@@ -46,7 +47,9 @@ def _check_file(store: Store, file_id: str | None, param: str) -> None:
         return
     record = store.get_file(file_id)
     if record is None:
-        raise bad_request(f"No such File object: {file_id} (given as {param}).", param=param)
+        raise bad_request(
+            f"No such File object: {shorten(file_id)} (given as {param}).", param=param
+        )
     if record.purpose != "fine-tune":
         raise bad_request(
             f"File {file_id} has purpose '{record.purpose}'; {param} needs a file uploaded "
@@ -59,8 +62,23 @@ def _check_model(store: Store, model: str) -> None:
     looks_fine_tuned = model.startswith("ft:") or ":ft-" in model
     if looks_fine_tuned and store.get_model(model) is None:
         raise bad_request(
-            f"Invalid base model: {model} is not a fine-tuned model on this server.",
+            f"Invalid base model: {shorten(model)} is not a fine-tuned model on this server.",
             param="model",
+        )
+
+
+def _check_name_length(
+    store: Store, dialect: str, model: str, organization_id: str, suffix: str | None
+) -> None:
+    """The fine-tuned model's directory must fit the filesystem: found now, not after training."""
+    name = naming.widest_name(dialect, model, organization_id, suffix)
+    length = len(store.model_slug(name).encode())
+    if length > naming.MAX_NAME_BYTES:
+        raise bad_request(
+            f"The fine-tuned model's name would be too long to store ({length} bytes as a "
+            f"directory name; at most {naming.MAX_NAME_BYTES}): use a shorter suffix, "
+            "organization or base model name.",
+            param="suffix" if suffix else "model",
         )
 
 
@@ -78,25 +96,58 @@ def _hyperparameters(body: dict[str, Any], *, allow_auto: bool) -> dict[str, Any
     return out
 
 
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """A nested request object, with its nulls dropped like the top level's."""
+    if not isinstance(value, dict):
+        raise bad_request(
+            f"'{where}' must be an object; got {params.type_name(value)}.", param=where
+        )
+    return {k: v for k, v in value.items() if v is not None}
+
+
 def _nested_hyperparameters(body: dict[str, Any]) -> dict[str, Any]:
-    raw = body.get("hyperparameters") or {}
+    raw = _object(body.get("hyperparameters", {}), "hyperparameters")
     method = body.get("method")
     if method is not None:
-        if not isinstance(method, dict) or method.get("type", "supervised") != "supervised":
-            kind = method.get("type") if isinstance(method, dict) else method
+        method = _object(method, "method")
+        params.reject_unknown(method, METHOD_FIELDS, where="method")
+        kind = method.get("type", "supervised")
+        if not isinstance(kind, str):
             raise bad_request(
-                f"method type {kind!r} is not supported by this server; use 'supervised'.",
+                f"Invalid type for 'method.type': expected a string, but got "
+                f"{params.type_name(kind)}.",
+                param="method.type",
+            )
+        if kind != "supervised":
+            raise bad_request(
+                f"method type {shorten(repr(kind))} is not supported by this server; use "
+                "'supervised'.",
                 param="method",
             )
-        supervised = method.get("supervised") or {}
-        raw = {**raw, **(supervised.get("hyperparameters") or {})}
-    if not isinstance(raw, dict):
-        raise bad_request("'hyperparameters' must be an object.", param="hyperparameters")
-    raw = {k: v for k, v in raw.items() if v is not None}
+        supervised = _object(method.get("supervised", {}), "method.supervised")
+        params.reject_unknown(supervised, {"hyperparameters"}, where="method.supervised")
+        nested = _object(supervised.get("hyperparameters", {}), "method.supervised.hyperparameters")
+        raw = {**raw, **nested}
     params.reject_unknown(raw, HYPERPARAMETER_FIELDS | {"lora"})
     out = _hyperparameters(raw, allow_auto=True)
     out["lora"] = params.auto_or(raw, "lora", params.boolean)  # ftui extension
     return out
+
+
+def _integrations(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    integrations = body.get("integrations")
+    if integrations is None:
+        return None
+    if not isinstance(integrations, list) or len(integrations) > 5:
+        raise bad_request("'integrations' must be a list of at most 5 items.", param="integrations")
+    for index, item in enumerate(integrations):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            where = f"integrations[{index}]"
+            raise bad_request(
+                f"'{where}' must be an object with a string 'type' (such as 'wandb').",
+                param=where,
+            )
+    return integrations
 
 
 def _seed(body: dict[str, Any]) -> int:
@@ -174,9 +225,7 @@ def current_job(store: Store, body: dict[str, Any], organization_id: str):
             "characters, values up to 512).",
             param="metadata",
         )
-    integrations = body.get("integrations")
-    if integrations is not None and (not isinstance(integrations, list) or len(integrations) > 5):
-        raise bad_request("'integrations' must be a list of at most 5 items.", param="integrations")
+    integrations = _integrations(body)
     return _record(
         store,
         body,
@@ -198,6 +247,7 @@ def _record(store: Store, body: dict[str, Any], *, dialect: str, **fields: Any) 
     _check_file(store, fields["training_file"], "training_file")
     _check_file(store, fields["validation_file"], "validation_file")
     _check_model(store, fields["model"])
+    _check_name_length(store, dialect, fields["model"], fields["organization_id"], fields["suffix"])
     created = now()
     return JobRecord(
         id=new_id("ft-" if dialect == "legacy" else "ftjob-"),

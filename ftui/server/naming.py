@@ -10,6 +10,49 @@ import time
 _LEGACY_SUFFIX_JUNK = re.compile(r"[\W_]+")
 _CURRENT_SUFFIX_JUNK = re.compile(r"[^A-Za-z0-9_-]+")
 
+# An organization id becomes part of model names (`ft:tiny:<org>:…`), `owned_by`, and the
+# directory a model is stored in; a short id of plain characters keeps all three safe to print
+# and to use as a file name. Real ids look like `org-` and 24 letters and digits.
+ORGANIZATION_MAX_CHARS = 64
+_ORGANIZATION_OK = re.compile(r"[A-Za-z0-9_-]+")
+# One directory name on the filesystems we run on (ext4, xfs, btrfs, tmpfs, APFS).
+MAX_NAME_BYTES = 255
+_SAMPLE_WHEN = 4102444799  # 2099-12-31 23:59:59: a stamp as wide as any we will write
+_SAMPLE_TAG = "x" * 8
+
+
+def control_character(text: str) -> tuple[int, str] | None:
+    """The first C0/C1 control character or DEL in `text` and its position, if there is one.
+
+    Names that end up in listings must not carry them: printed raw, they rewrite the terminal
+    of whoever lists them (titles, colours, cleared screens).
+    """
+    for index, char in enumerate(text):
+        if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
+            return index, f"U+{ord(char):04X}"
+    return None
+
+
+def organization_problem(organization_id: str) -> str | None:
+    """Why an `OpenAI-Organization` header value cannot be used, or None if it can."""
+    bad = control_character(organization_id)
+    if bad is not None:
+        return (
+            f"The OpenAI-Organization header contains a control character ({bad[1]} at "
+            f"position {bad[0]}); organization ids are letters, digits, '-' and '_'."
+        )
+    if len(organization_id) > ORGANIZATION_MAX_CHARS:
+        return (
+            f"The OpenAI-Organization header is {len(organization_id)} characters long; "
+            f"organization ids are at most {ORGANIZATION_MAX_CHARS}."
+        )
+    if not _ORGANIZATION_OK.fullmatch(organization_id):
+        return (
+            "The OpenAI-Organization header may hold only letters, digits, '-' and '_'; "
+            f"got {organization_id[:ORGANIZATION_MAX_CHARS]!r}."
+        )
+    return None
+
 
 def normalize_legacy_suffix(suffix: str) -> str:
     """Punctuation and whitespace become one dash, and the result is lower-cased."""
@@ -52,3 +95,10 @@ def current_name(base: str, organization_id: str, suffix: str | None, tag: str) 
 
 def checkpoint_name(model_name: str, step: int) -> str:
     return f"{model_name}:ckpt-step-{step}"
+
+
+def widest_name(dialect: str, base: str, organization_id: str, suffix: str | None) -> str:
+    """The longest name a job of these parameters can get, to check it fits before training."""
+    if dialect == "legacy":
+        return legacy_name(base, organization_id, suffix, _SAMPLE_WHEN)
+    return current_name(base, organization_id, suffix, _SAMPLE_TAG)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 from typing import Any
+
+from starlette.responses import JSONResponse as _StarletteJSONResponse
 
 from ftui.server.store import (
     CheckpointRecord,
@@ -12,6 +17,8 @@ from ftui.server.store import (
     ModelRecord,
     Store,
 )
+
+log = logging.getLogger("ftui.server")
 
 LEGACY_STATUS = {"validating_files": "pending", "queued": "pending"}
 LEGACY_DEFAULTS = {"n_epochs": 4, "prompt_loss_weight": 0.01}
@@ -164,3 +171,47 @@ def checkpoint_json(record: CheckpointRecord) -> dict[str, Any]:
         "step_number": record.step,
         "metrics": record.metrics,
     }
+
+
+def _finite_copy(content: Any, where: list[str]) -> Any:
+    """`content` with every non-finite float replaced by None; their paths go to `where`."""
+    if isinstance(content, float):
+        if math.isfinite(content):
+            return content
+        where.append("")
+        return None
+    root: list[Any] = [content]
+    stack: list[tuple[Any, Any, str]] = [(root, 0, "")]
+    while stack:
+        parent, key, path = stack.pop()
+        value = parent[key]
+        if isinstance(value, dict):
+            parent[key] = value = dict(value)
+            stack.extend((value, k, f"{path}.{k}" if path else str(k)) for k in value)
+        elif isinstance(value, list | tuple):
+            parent[key] = value = list(value)
+            stack.extend((value, i, f"{path}[{i}]") for i in range(len(value)))
+        elif isinstance(value, float) and not math.isfinite(value):
+            parent[key] = None
+            where.append(path)
+    return root[0]
+
+
+def dumps(content: Any) -> str:
+    """Strict JSON for the wire. A non-finite number that reached the store before requests
+    were checked for them (or a diverged metric) is sent as null and logged, so one bad value
+    can never make a list of jobs, events or checkpoints unreadable."""
+    try:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        where: list[str] = []
+        clean = _finite_copy(content, where)
+        log.warning("non-finite numbers sent as null at %s", ", ".join(where[:10]) or "(top)")
+        return json.dumps(clean, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """Every JSON answer of the API goes through `dumps`."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")
