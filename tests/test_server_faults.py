@@ -120,6 +120,11 @@ def test_a_read_only_data_dir_fails_the_running_job_and_queued_jobs_wait(
             assert refused.status_code == 500, refused.text
             message = refused.json()["error"]["message"]
             assert message.startswith("The server's data directory is read-only"), message
+            kept = c.delete(f"/files/{tf['id']}")  # any route's write says why, too
+            assert kept.status_code == 500, kept.text
+            assert kept.json()["error"]["code"] == "storage_read_only"
+            assert "nothing was changed" in kept.json()["error"]["message"]
+            assert c.get(f"/files/{tf['id']}").status_code == 200
 
             failed = wait_status(c, running["id"], {"failed"}, timeout=60)
             reason = failed["error"]["message"]
