@@ -14,8 +14,20 @@ import httpx
 import pytest
 
 from tests.apihelpers import error_of
+from tests.conftest import prepare_data_dir
+from tests.serverproc import ServerProcess
 
 SMALL = {"model": "tiny", "prompt": "Hi", "max_tokens": 2}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_model_dir) -> Iterator[ServerProcess]:
+    """A server that takes request bodies of up to 64 MiB, as someone sending long prompts would
+    set it: the body limit is not what keeps these requests cheap; bounded tokenizing is."""
+    data_dir = prepare_data_dir(tmp_path_factory.mktemp("long-prompts"), tiny_model_dir)
+    proc = ServerProcess(data_dir, extra_args=("--threads", "1", "--max-request-mb", "64"))
+    yield proc.start()
+    proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -150,7 +150,7 @@ def parse_stop(body: dict[str, Any]) -> tuple[str, ...]:
         )
     if any(not s for s in stops):
         raise bad_request("Stop sequences must not be empty strings.", param="stop")
-    longest = max(len(s) for s in stops)
+    longest = max(map(len, stops), default=0)  # `"stop": []` means no stop sequences
     if longest > MAX_STOP_CHARS:
         raise bad_request(
             f"Stop sequences may be at most {MAX_STOP_CHARS} characters long; got {longest}.",

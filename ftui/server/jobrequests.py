@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ftui.server import naming, params
+from ftui.server import params
 from ftui.server.errors import bad_request, shorten
 from ftui.server.store import JobRecord, Store, new_id, now
 
@@ -64,21 +64,6 @@ def _check_model(store: Store, model: str) -> None:
         raise bad_request(
             f"Invalid base model: {shorten(model)} is not a fine-tuned model on this server.",
             param="model",
-        )
-
-
-def _check_name_length(
-    store: Store, dialect: str, model: str, organization_id: str, suffix: str | None
-) -> None:
-    """The fine-tuned model's directory must fit the filesystem: found now, not after training."""
-    name = naming.widest_name(dialect, model, organization_id, suffix)
-    length = len(store.model_slug(name).encode())
-    if length > naming.MAX_NAME_BYTES:
-        raise bad_request(
-            f"The fine-tuned model's name would be too long to store ({length} bytes as a "
-            f"directory name; at most {naming.MAX_NAME_BYTES}): use a shorter suffix, "
-            "organization or base model name.",
-            param="suffix" if suffix else "model",
         )
 
 
@@ -247,7 +232,6 @@ def _record(store: Store, body: dict[str, Any], *, dialect: str, **fields: Any) 
     _check_file(store, fields["training_file"], "training_file")
     _check_file(store, fields["validation_file"], "validation_file")
     _check_model(store, fields["model"])
-    _check_name_length(store, dialect, fields["model"], fields["organization_id"], fields["suffix"])
     created = now()
     return JobRecord(
         id=new_id("ft-" if dialect == "legacy" else "ftjob-"),

@@ -15,10 +15,6 @@ _CURRENT_SUFFIX_JUNK = re.compile(r"[^A-Za-z0-9_-]+")
 # and to use as a file name. Real ids look like `org-` and 24 letters and digits.
 ORGANIZATION_MAX_CHARS = 64
 _ORGANIZATION_OK = re.compile(r"[A-Za-z0-9_-]+")
-# One directory name on the filesystems we run on (ext4, xfs, btrfs, tmpfs, APFS).
-MAX_NAME_BYTES = 255
-_SAMPLE_WHEN = 4102444799  # 2099-12-31 23:59:59: a stamp as wide as any we will write
-_SAMPLE_TAG = "x" * 8
 
 
 def control_character(text: str) -> tuple[int, str] | None:
@@ -95,10 +91,3 @@ def current_name(base: str, organization_id: str, suffix: str | None, tag: str) 
 
 def checkpoint_name(model_name: str, step: int) -> str:
     return f"{model_name}:ckpt-step-{step}"
-
-
-def widest_name(dialect: str, base: str, organization_id: str, suffix: str | None) -> str:
-    """The longest name a job of these parameters can get, to check it fits before training."""
-    if dialect == "legacy":
-        return legacy_name(base, organization_id, suffix, _SAMPLE_WHEN)
-    return current_name(base, organization_id, suffix, _SAMPLE_TAG)
