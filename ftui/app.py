@@ -39,7 +39,7 @@ from textual.signal import Signal
 from ftui.cache import Cache, ProfileCache, read_now, read_off_thread
 from ftui.config import Config, ConfigError, Profile, cache_namespace
 from ftui.jobfeed import JobFeed, JobStore
-from ftui.keymap import read_keymap, read_tui_settings
+from ftui.keymap import check_keymap, check_tui
 from ftui.messages import JobProgress
 from ftui.notify import BELL, desktop_notification, status_notice, tmux_passthrough
 from ftui.textsafe import visible
@@ -137,8 +137,9 @@ class FtuiApp(App[None]):
 
     def _apply_settings(self) -> None:
         """The config file's ``[keymap]`` and ``[tui]`` tables; problems are shown at start."""
-        keymap, problems = read_keymap(self.config.path)
-        settings, more = read_tui_settings(self.config.path)
+        tables, where = self.config.app_tables, self.config.path
+        keymap, problems = check_keymap(tables.get("keymap"), where)
+        settings, more = check_tui(tables.get("tui"), where)
         self._setting_problems = problems + [m for m in more if m not in problems]
         if keymap:
             self.set_keymap(keymap)
