@@ -11,7 +11,9 @@ Screens reach shared state through the app:
   synchronously: the first frame is drawn from it);
 - ``await app.api()``: the one :class:`ftui.client.Client`, connected on first use;
 - ``app.online`` (reactive, ``None`` until known), ``app.report_error`` / ``app.report_ok``;
-- ``app.jobs``: the job list (cache first, then the server), ``app.jobs_changed`` (a Signal);
+- ``app.jobs``: the job list (cache first, then the server; kept current by the
+  :class:`ftui.jobfeed.JobFeed`), ``app.progress``, and the Signals ``app.jobs_changed``,
+  ``app.progress_changed`` (a job id) and ``app.profile_changed``;
 - navigation: ``open_job``, ``open_results``, ``open_console``, ``open_new_job``,
   ``switch_profile``, ``action_section``.
 """
@@ -22,7 +24,6 @@ import asyncio
 import contextlib
 import importlib
 import os
-import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -35,9 +36,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.signal import Signal
 
-from ftui.cache import Cache, ProfileCache
+from ftui.cache import Cache, ProfileCache, read_now, read_off_thread
 from ftui.config import Config, ConfigError, Profile, cache_namespace
-from ftui.keymap import read_keymap, read_tui_settings
+from ftui.jobfeed import JobFeed, JobStore
+from ftui.keymap import check_keymap, check_tui
+from ftui.messages import JobProgress
+from ftui.notify import BELL, desktop_notification, status_notice, tmux_passthrough
+from ftui.textsafe import visible
 from ftui.types import Job
 
 if TYPE_CHECKING:
@@ -54,15 +59,8 @@ SECTIONS: tuple[tuple[str, str, str, str, str], ...] = (
 )
 SECTION_TITLES = {name: title for name, title, *_ in SECTIONS}
 
-#: How often active jobs are polled, how often the server is checked when nothing runs, and how
-#: often the whole list is fetched again.
-POLL_INTERVAL = 2.0
-IDLE_INTERVAL = 15.0
-FULL_LIST_EVERY = 60.0
 #: Jobs read from the cache before the first frame (the rest is read right after it).
 FIRST_FRAME_JOBS = 500
-#: At most this many running jobs are followed for live progress at once.
-MAX_WATCHED = 8
 
 
 def _load_screen_class(module: str, cls: str) -> type[Screen]:
@@ -74,55 +72,6 @@ def _section_factory(module: str, cls: str) -> Callable[[], Screen]:
         return _load_screen_class(module, cls)()
 
     return make
-
-
-class JobStore:
-    """The jobs of the active profile, newest first: the cache's list, then the server's."""
-
-    def __init__(self, jobs: Iterable[Job] = ()):
-        self._jobs: dict[str, Job] = {}
-        self._sorted: list[Job] | None = None
-        self.replace(jobs)
-
-    def replace(self, jobs: Iterable[Job]) -> None:
-        self._jobs = {j.id: j for j in jobs}
-        self._sorted = None
-
-    def __len__(self) -> int:
-        return len(self._jobs)
-
-    def __contains__(self, job_id: object) -> bool:
-        return job_id in self._jobs
-
-    def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
-
-    def all(self) -> list[Job]:
-        """Every job, newest first (a new list each time; the sort is kept until a change)."""
-        if self._sorted is None:
-            self._sorted = sorted(
-                self._jobs.values(), key=lambda j: j.created_at or 0, reverse=True
-            )
-        return list(self._sorted)
-
-    def active(self) -> list[Job]:
-        return [j for j in self._jobs.values() if not j.is_terminal]
-
-    def update(self, jobs: Iterable[Job], *, complete: bool = False) -> list[tuple[Job, str]]:
-        """Merge jobs in; return ``(job, old_status)`` for each job whose state changed."""
-        changes: list[tuple[Job, str]] = []
-        fresh = {j.id: j for j in jobs}
-        for job in fresh.values():
-            old = self._jobs.get(job.id)
-            # by state: validating_files → queued is one "pending" to a person watching
-            if old is not None and old.state != job.state:
-                changes.append((job, old.status))
-        if complete:
-            self._jobs = fresh
-        else:
-            self._jobs.update(fresh)
-        self._sorted = None
-        return changes
 
 
 class FtuiApp(App[None]):
@@ -155,37 +104,43 @@ class FtuiApp(App[None]):
         environ: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
-        self._environ = dict(os.environ if environ is None else environ)
+        #: the environment the profiles' keys are read from (tests pass their own)
+        self.environ: dict[str, str] = dict(os.environ if environ is None else environ)
         self.config = config if config is not None else Config.load()
-        self.profile: Profile = self.config.resolve(profile, environ=self._environ)
+        self.profile: Profile = self.config.resolve(profile, environ=self.environ)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self._cache_db = Cache(cache_path)
         self._start_warnings = [str(w.message) for w in caught]
         self.cache: ProfileCache = self._cache_db.profile(cache_namespace(self.profile))
         # The first frame needs only the newest page of jobs; the rest is read after it.
-        first = self._read_cached_jobs(limit=FIRST_FRAME_JOBS)
-        self.jobs = JobStore(first)
+        first = read_now(self.cache.list_jobs, limit=FIRST_FRAME_JOBS, default=[])
+        self.feed = JobFeed(self.api, self, first)
         self._jobs_partial = len(first) >= FIRST_FRAME_JOBS
         #: step and total steps of running jobs, from their metrics events
         self.progress: dict[str, tuple[int, int | None]] = {}
         self.jobs_changed: Signal[None] = Signal(self, "jobs-changed")
+        self.progress_changed: Signal[str] = Signal(self, "progress-changed")
         self.profile_changed: Signal[Profile] = Signal(self, "profile-changed")
         #: every escape sequence ftui wrote itself (bell, OSC 9), newest last: for tests and logs
         self.terminal_writes: list[str] = []
         self._client: Client | None = None
         self._connect_lock: asyncio.Lock | None = None
-        self._generation = 0
-        self._poke: asyncio.Event | None = None
-        self._last_full_list = 0.0
-        self._baseline = False  # True once the server's list has been seen in this session
         self._offline_reason: str | None = None
-        self._progress_dirty = False
         #: keyword arguments for the client (``connect``); tests may lower the retries
         self.client_options: dict[str, Any] = {"max_retries": 2}
-        keymap, problems = read_keymap(self.config.path)
-        settings, more = read_tui_settings(self.config.path)
-        self._keymap_problems = problems + [m for m in more if m not in problems]
+        self._apply_settings()
+        self.animation_level = "none"
+        for name, _t, module, cls, _k in SECTIONS:
+            self.add_mode(name, _section_factory(module, cls))
+        self._update_subtitle()
+
+    def _apply_settings(self) -> None:
+        """The config file's ``[keymap]`` and ``[tui]`` tables; problems are shown at start."""
+        tables, where = self.config.app_tables, self.config.path
+        keymap, problems = check_keymap(tables.get("keymap"), where)
+        settings, more = check_tui(tables.get("tui"), where)
+        self._setting_problems = problems + [m for m in more if m not in problems]
         if keymap:
             self.set_keymap(keymap)
         theme = settings.get("theme")
@@ -194,45 +149,34 @@ class FtuiApp(App[None]):
                 self.theme = theme
             else:
                 known = ", ".join(sorted(self.available_themes))
-                self._keymap_problems.append(f"[tui] theme {theme!r} is unknown (known: {known})")
-        self.animation_level = "none"
-        for name, _t, module, cls, _k in SECTIONS:
-            self.add_mode(name, _section_factory(module, cls))
-        self._update_subtitle()
+                self._setting_problems.append(f"[tui] theme {theme!r} is unknown (known: {known})")
+
+    @property
+    def jobs(self) -> JobStore:
+        return self.feed.store
 
     # -- start-up and shut-down ---------------------------------------------------------------
-    def _read_cached_jobs(self, limit: int | None = None) -> list[Job]:
-        try:
-            return self.cache.list_jobs(limit=limit)
-        except Exception:  # noqa: BLE001 - a damaged cache never stops the first frame
-            return []
-
     @work(group="cache-jobs", exclusive=True, exit_on_error=False)
     async def _read_rest_of_cache(self) -> None:
-        generation = self._generation
-        jobs = await asyncio.to_thread(self._read_cached_jobs)
-        if generation == self._generation and not self._baseline:  # the server has not answered
+        generation = self.feed.generation
+        jobs = await read_off_thread(self.cache.list_jobs, default=[])
+        if generation == self.feed.generation and not self.feed.baseline:  # no server list yet
             self.jobs.update(jobs)
             self.jobs_changed.publish(None)
 
     def on_mount(self) -> None:
-        for message in self._start_warnings + self._keymap_problems:
+        for message in self._start_warnings + self._setting_problems:
             self.notify(message, severity="warning", timeout=10)
         self.switch_mode("jobs")
-        self.set_interval(1.0, self._publish_progress)
-
-    def _publish_progress(self) -> None:
-        if self._progress_dirty:
-            self._progress_dirty = False
-            self.jobs_changed.publish(None)
 
     def on_ready(self) -> None:
         # After the first frame (drawn from the cache): the rest of the cache, then the client.
         if self._jobs_partial:
             self._read_rest_of_cache()
-        self._poll_jobs()
+        self.run_worker(self.feed.run(), group="jobs-poller", exclusive=True, exit_on_error=False)
 
     async def on_unmount(self) -> None:
+        await self.feed.aclose()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -261,7 +205,7 @@ class FtuiApp(App[None]):
                     profile,
                     config=self.config,
                     cache=self._cache_db,
-                    environ=self._environ,
+                    environ=self.environ,
                     on_retry=self._on_retry,
                     **self.client_options,
                 )
@@ -301,8 +245,6 @@ class FtuiApp(App[None]):
             text = f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror}"
         else:
             text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        from ftui.textsafe import visible
-
         # Server messages are shown as text, control characters as symbols (no terminal escapes).
         self.notify(
             visible(f"{what}: {text}"), title="Error", severity="error", timeout=8, markup=False
@@ -331,125 +273,62 @@ class FtuiApp(App[None]):
         state = {None: "connecting…", True: "● online", False: "✖ offline · stale"}[self.online]
         self.sub_title = f"{self.profile.name} · {state}"
 
-    # -- jobs polling ---------------------------------------------------------------------------
+    # -- the job feed (ftui.jobfeed.FeedListener) ----------------------------------------------
     def poke(self) -> None:
         """Ask the poller for a fresh full job list now."""
-        self._last_full_list = 0.0
-        if self._poke is not None:
-            self._poke.set()
+        self.feed.poke()
 
     def refresh_jobs(self) -> None:
         self.poke()
 
-    @work(group="jobs-poller", exclusive=True, exit_on_error=False)
-    async def _poll_jobs(self) -> None:
-        """List the jobs now and then, retrieve the active ones often, follow running ones."""
-        from ftui.client import APIConnectionError, APIError
-
-        self._poke = asyncio.Event()
-        while True:
-            generation = self._generation
-            wait = POLL_INTERVAL
-            try:
-                client = await self.api()
-                full = time.monotonic() - self._last_full_list >= FULL_LIST_EVERY
-                active = self.jobs.active()
-                if full or not self._baseline:
-                    jobs = await client.jobs.list()
-                    self._last_full_list = time.monotonic()
-                    if generation == self._generation:
-                        self._apply_jobs(jobs, complete=True)
-                elif active:
-                    for job in active:
-                        fresh = await client.jobs.retrieve(job.id)
-                        if generation != self._generation:
-                            break
-                        self._apply_jobs([fresh])
-                else:  # nothing runs: one cheap request tells whether the server is there
-                    newest = self.jobs.all()[:1]
-                    if newest:
-                        self._apply_jobs([await client.jobs.retrieve(newest[0].id)])
-                    else:
-                        self._apply_jobs(await client.jobs.list(), complete=True)
-                if generation == self._generation:
-                    self.report_ok()
-                    self._baseline = True
-                if not self.jobs.active():
-                    wait = IDLE_INTERVAL
-            except APIConnectionError as exc:
-                self._set_offline(str(exc))
-            except APIError as exc:
-                self.report_error(exc, "Refreshing jobs")
-                wait = FULL_LIST_EVERY / 4
-            except Exception as exc:  # noqa: BLE001 - the poller must outlive any surprise
-                self.report_error(exc, "Refreshing jobs")
-                wait = FULL_LIST_EVERY / 4
-            self._poke.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), wait)
-
-    def _apply_jobs(self, jobs: list[Job], *, complete: bool = False) -> None:
-        changes = self.jobs.update(jobs, complete=complete)
-        if self._baseline:
-            for job, old in changes:
-                self.notify_job_status(job, old)
-        for job in jobs:
-            if job.state == "running":
-                self._ensure_watch(job.id)
-        self.jobs_changed.publish(None)
+    def poke_soon(self) -> None:
+        self.feed.poke_soon()
 
     def job_updated(self, job: Job) -> None:
         """A screen learnt a job's new state (after cancel, pause…): store it and tell everyone."""
-        self._apply_jobs([job])
-        self.poke_soon()
+        self.feed.apply([job])
+        self.feed.poke_soon()
 
-    def poke_soon(self) -> None:
-        if self._poke is not None:
-            self._poke.set()
+    def jobs_updated(self, changes: list[tuple[Job, str]]) -> None:
+        for job, old_status in changes:
+            self.notify_job_status(job, old_status)
+        self.jobs_changed.publish(None)
 
-    def _ensure_watch(self, job_id: str) -> None:
-        name = f"watch:{job_id}"
-        running = [w for w in self.workers if w.group == "job-watch" and not w.is_finished]
-        if any(w.name == name for w in running) or len(running) >= MAX_WATCHED:
-            return
-        self.run_worker(self._watch_job(job_id), name=name, group="job-watch", exit_on_error=False)
+    def job_progress(self, job_id: str, step: int, total: int | None) -> None:
+        self.post_message(JobProgress(job_id, step, total))
 
-    async def _watch_job(self, job_id: str) -> None:
-        """Follow a running job for its progress; when its events end, poll its final state."""
-        client = await self.api()
-        generation = self._generation
-        async for event in client.follow(job_id, from_start=False, mode="poll"):
-            if generation != self._generation:
-                return
-            data = event.data or {}
-            step, total = data.get("step"), data.get("total_steps")
-            if isinstance(step, int) and event.type == "metrics":
-                self.progress[job_id] = (step, total if isinstance(total, int) else None)
-                self._progress_dirty = True  # published at most once a second
-            self.report_ok()
-        self.poke_soon()
+    def on_job_progress(self, message: JobProgress) -> None:
+        if message.job_id in self.jobs:  # (not a job of a profile switched away from)
+            self.progress[message.job_id] = (message.step, message.total)
+            self.progress_changed.publish(message.job_id)
 
+    def reachable(self) -> None:
+        self.report_ok()
+
+    def unreachable(self, reason: str) -> None:
+        self._set_offline(reason)
+
+    def poll_failed(self, error: BaseException) -> None:
+        self.report_error(error, "Refreshing jobs")
+
+    # -- terminal notifications ----------------------------------------------------------------
     def notify_job_status(self, job: Job, old_status: str) -> None:
         """A job changed status while ftui is open: notification, bell and a desktop notice."""
-        text = f"{job.id}: {old_status} → {job.status}"
-        if job.state == "succeeded" and job.fine_tuned_model:
-            text += f" ({job.fine_tuned_model})"
-        elif job.state == "failed" and job.error and job.error.message:
-            text += f": {job.error.message}"
-        severity = {"failed": "error", "cancelled": "warning"}.get(job.state, "information")
-        self.notify(text, title="Job status", severity=severity, timeout=10, markup=False)
-        self.write_to_terminal("\a")
-        self.desktop_notify(f"ftui: {text}")
-
-    def desktop_notify(self, text: str) -> None:
-        """An OSC 9 desktop notification; inside tmux it is wrapped to pass through to the
-        terminal the person is sitting at (which is what makes it work over SSH)."""
-        clean = "".join(c for c in text if c.isprintable())[:200].replace(";", ",")
-        self.write_to_terminal(f"\x1b]9;{clean}\x07", passthrough=True)
+        notice = status_notice(job, old_status)
+        self.notify(
+            visible(notice.text),
+            title="Job status",
+            severity=notice.severity,  # type: ignore[arg-type]
+            timeout=10,
+            markup=False,
+        )
+        self.write_to_terminal(BELL)
+        self.write_to_terminal(desktop_notification(f"ftui: {notice.text}"), passthrough=True)
 
     def write_to_terminal(self, sequence: str, *, passthrough: bool = False) -> None:
-        if passthrough and self._environ.get("TMUX"):
-            sequence = "\x1bPtmux;" + sequence.replace("\x1b", "\x1b\x1b") + "\x1b\\"
+        """Write an escape sequence of ftui's own; ``passthrough`` wraps it for tmux."""
+        if passthrough and self.environ.get("TMUX"):
+            sequence = tmux_passthrough(sequence)
         self.terminal_writes.append(sequence)
         if self._driver is not None and not self.is_headless:
             self._driver.write(sequence)
@@ -531,17 +410,12 @@ class FtuiApp(App[None]):
         )
 
     async def _switch_profile(self, profile: Profile) -> None:
-        self._generation += 1
         old, self._client = self._client, None
         self.profile = profile
         self.cache = self._cache_db.profile(cache_namespace(profile))
         self.progress.clear()
-        self._baseline = False
-        for worker in list(self.workers):
-            if worker.group == "job-watch":
-                worker.cancel()
-        jobs = await asyncio.to_thread(self._read_cached_jobs)
-        self.jobs.replace(jobs)
+        self.feed.reset([])
+        self.feed.store.replace(await read_off_thread(self.cache.list_jobs, default=[]))
         self.online = None
         self._update_subtitle()
         await self.switch_mode("jobs")

@@ -19,8 +19,10 @@ down, and so ``follow`` resumes after ftui restarts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -36,6 +38,7 @@ import platformdirs
 from ftui.types import FileObject, Job, JobEvent, Model, ResultRow
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -495,3 +498,24 @@ class ProfileCache:
             ).fetchall()
         )
         return [ResultRow(json.loads(r[0])) for r in rows] if rows else None
+
+
+# -- best-effort reads for the TUI --------------------------------------------------------------
+def read_now(read: Callable[..., T], *args: Any, default: Any = None, **kwargs: Any) -> T | Any:
+    """``read(*args, **kwargs)``, or ``default`` when the cache cannot answer.
+
+    The TUI's reads are best effort: a damaged, busy or closed cache costs the cached view,
+    never a screen (the client treats its writes the same way).
+    """
+    try:
+        return read(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - best effort by design
+        log.warning("cache read %s failed: %s", getattr(read, "__name__", read), exc)
+        return default
+
+
+async def read_off_thread(
+    read: Callable[..., T], *args: Any, default: Any = None, **kwargs: Any
+) -> T | Any:
+    """:func:`read_now` in a worker thread: the UI thread never waits on the disk."""
+    return await asyncio.to_thread(read_now, read, *args, default=default, **kwargs)

@@ -33,6 +33,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -153,6 +154,13 @@ def write_key_file(path: Path, key: str) -> Path:
 
 
 BUILTIN_PROFILES = {LOCAL: Profile(name=LOCAL)}
+#: Tables of the config file that belong to the terminal app (read by ftui.keymap).
+APP_TABLES = ("keymap", "tui")
+
+
+def _text_values(table: Any) -> dict[str, str]:
+    """The text values of a TOML table (nothing when it is not a table)."""
+    return {k: v for k, v in table.items() if isinstance(v, str)} if isinstance(table, dict) else {}
 
 
 @dataclass
@@ -164,6 +172,9 @@ class Config:
     default_profile: str | None = None
     # Binding id -> keys; kept so that saving profiles never drops the user's remapped keys.
     keymap: dict[str, str] = field(default_factory=dict)
+    #: The terminal app's own tables (``keymap``, ``tui``) as the file has them, unchecked: the
+    #: app checks them (ftui.keymap) and saving writes their text values back.
+    app_tables: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Config:
@@ -196,11 +207,17 @@ class Config:
                         )
                     )
                 profiles[name] = Profile(name=name, **table)
-            keymap = data.get("keymap") or {}
+            tables = {name: data[name] for name in APP_TABLES if name in data}
         else:
-            keymap = {}
-        keymap = {k: v for k, v in keymap.items() if isinstance(v, str)}
-        return cls(path=path, profiles=profiles, default_profile=default, keymap=keymap)
+            tables = {}
+        keymap = _text_values(tables.get("keymap"))
+        return cls(
+            path=path,
+            profiles=profiles,
+            default_profile=default,
+            keymap=keymap,
+            app_tables=tables,
+        )
 
     def save(self) -> None:
         """Write the file atomically (temp + rename, mode 0600); built-ins are left out."""
@@ -214,9 +231,12 @@ class Config:
             lines.append(f"[profiles.{_toml_key(name)}]")
             for key, value in profile.to_toml_table().items():
                 lines.append(f"{key} = {_toml_str(value)}")
-        if self.keymap:
-            lines += ["", "[keymap]"]
-            lines += [f"{_toml_key(k)} = {_toml_str(v)}" for k, v in sorted(self.keymap.items())]
+        tables = {**self.app_tables, "keymap": self.keymap}
+        for name in APP_TABLES:
+            values = _text_values(tables.get(name))
+            if values:
+                lines += ["", f"[{name}]"]
+                lines += [f"{_toml_key(k)} = {_toml_str(v)}" for k, v in sorted(values.items())]
         text = "\n".join(lines).lstrip("\n") + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")

@@ -10,29 +10,28 @@
     [tui]
     theme = "ansi-dark"         # the terminal's own 16 colours
 
-This module reads only the standard library, so it costs nothing at start-up. ``ftui.config``
-ignores tables it does not know, so these tables live in the same file as the profiles; they
-are read here, straight from the file.
+These tables live in the same file as the profiles: :class:`ftui.config.Config` reads the file
+once and keeps them as they are (``Config.app_tables``); they are checked here. Standard library
+only, so it costs nothing at start-up.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+from typing import Any
 
 #: Keys that tmux, screen and SSH often swallow or that terminals cannot send: refused in a keymap.
 UNRELIABLE_KEYS = frozenset({"ctrl+enter", "ctrl+tab", "ctrl+shift+tab", "shift+enter"})
 
 
-def read_tui_settings(config_path: Path | None) -> tuple[dict[str, str], list[str]]:
-    """The ``[tui]`` table (``theme``) and any problems found; never raises."""
-    data, problems = _read(config_path)
-    table = data.get("tui")
+def check_tui(table: Any, where: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """The ``[tui]`` table's settings (``theme``) and any problems found; never raises."""
     if table is None:
-        return {}, problems
+        return {}, []
     if not isinstance(table, dict):
-        return {}, [*problems, f"{config_path}: [tui] must be a table"]
+        return {}, [f"{where}: [tui] must be a table"]
     out: dict[str, str] = {}
+    problems: list[str] = []
     theme = table.get("theme")
     if theme is not None:
         if isinstance(theme, str) and theme.strip():
@@ -45,36 +44,18 @@ def read_tui_settings(config_path: Path | None) -> tuple[dict[str, str], list[st
     return out, problems
 
 
-def _read(config_path: Path | None) -> tuple[dict, list[str]]:
-    if config_path is None:
-        return {}, []
-    try:
-        text = Path(config_path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}, []
-    except OSError as exc:
-        return {}, [f"{config_path}: {exc.strerror or exc}"]
-    try:
-        return tomllib.loads(text), []
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return {}, [f"{config_path}: not valid TOML: {exc}"]
+def check_keymap(table: Any, where: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """The ``[keymap]`` table (binding id → keys) and any problems found.
 
-
-def read_keymap(config_path: Path | None) -> tuple[dict[str, str], list[str]]:
-    """The ``[keymap]`` table of the config file (binding id → keys) and any problems found.
-
-    A missing file or table is an empty keymap. Bad entries are skipped and reported, never
-    raised: a typo in the keymap must not stop ftui from starting.
+    A missing table is an empty keymap. Bad entries are skipped and reported, never raised: a
+    typo in the keymap must not stop ftui from starting.
     """
-    data, problems = _read(config_path)
-    if problems:
-        return {}, problems
-    table = data.get("keymap")
     if table is None:
-        return {}, problems
+        return {}, []
     if not isinstance(table, dict):
-        return {}, [f'{config_path}: [keymap] must be a table of binding id = "keys"']
+        return {}, [f'{where}: [keymap] must be a table of binding id = "keys"']
     keymap: dict[str, str] = {}
+    problems: list[str] = []
     for binding_id, keys in table.items():
         if not isinstance(keys, str) or not keys.strip():
             problems.append(f"keymap {binding_id!r}: keys must be a non-empty string")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -95,6 +96,7 @@ async def drive(
     base_url: str, model: str, size: tuple[int, int], out: Path, work: Path, stop_server
 ) -> None:
     from ftui.app import FtuiApp
+    from ftui.client import BadRequestError
     from ftui.config import Config
     from ftui.screens.job_detail import JobDetailScreen
     from ftui.screens.new_job import NewJobScreen
@@ -144,7 +146,9 @@ async def drive(
         await pilot.press("escape")
 
         client = await app.api()
-        await client.jobs.cancel(jobs["running"])
+        if not (await client.jobs.retrieve(jobs["running"])).is_terminal:
+            with contextlib.suppress(BadRequestError):  # it may have just finished
+                await client.jobs.cancel(jobs["running"])
         stop_server()
         app.poke()
         await wait(pilot, lambda: app.online is False, what="offline")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,3 +69,44 @@ def make_training_file(tmp_path: Path):
         return write_training_file(tmp_path / name, n, seed)
 
     return make
+
+
+_TRAINED: dict[str, tuple[str, str]] = {}
+
+
+@pytest.fixture
+def trained_model(server) -> tuple[str, str]:
+    """(fine-tuned model, job id) of a tiny model trained on the sentiment set by the session's
+    server (seconds). Trained once per server, again only if a test deleted the model."""
+    from urllib.parse import quote
+
+    import httpx
+
+    from tests.apihelpers import TRAIN_FAST, follow, upload
+
+    with httpx.Client(base_url=server.base_url, timeout=60) as c:
+        known = _TRAINED.get(server.base_url)
+        if known and c.get(f"/models/{quote(known[0], safe='')}").status_code == 200:
+            return known
+        with tempfile.TemporaryDirectory() as tmp:
+            f = upload(c, write_training_file(Path(tmp) / "train.jsonl", 40))
+        job = c.post(
+            "/fine-tunes", json={"training_file": f["id"], "model": "tiny", **TRAIN_FAST}
+        ).json()
+        follow(c, job["id"])
+        done = c.get(f"/fine-tunes/{job['id']}").json()
+        assert done["status"] == "succeeded", done
+        _TRAINED[server.base_url] = (done["fine_tuned_model"], job["id"])
+        return _TRAINED[server.base_url]
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    """Local time is UTC (screens show local times; snapshots must not depend on the zone)."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

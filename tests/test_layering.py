@@ -100,6 +100,9 @@ CLIENT_SIDE = (
     "ftui.local_server",
     "ftui.prepare",
     "ftui.results",
+    "ftui.fmt",
+    "ftui.jobfeed",
+    "ftui.notify",
 )
 
 

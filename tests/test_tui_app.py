@@ -7,12 +7,13 @@ import re
 
 import httpx
 
-from ftui.app import FtuiApp
+from ftui.screens.files import FilesScreen
 from ftui.screens.help import HelpScreen
 from ftui.screens.job_detail import JobDetailScreen
 from ftui.screens.jobs import JobsScreen
+from ftui.screens.models import ModelsScreen
 from ftui.screens.new_job import NewJobScreen
-from ftui.types import Job
+from ftui.types import FileObject, Job
 from ftui.widgets.base import StaleNotice
 from tests.apihelpers import upload
 from tests.tui_support import (
@@ -25,6 +26,11 @@ from tests.tui_support import (
     wait_for_screen,
     wait_for_text,
 )
+
+
+def messages(app) -> list[str]:
+    """The texts of the notifications the app has shown (and not yet dismissed)."""
+    return [n.message for n in app._notifications]
 
 
 async def test_starts_online_and_shows_profile_in_header(server, tmp_path):
@@ -81,8 +87,9 @@ async def test_unreachable_profile_goes_offline_without_crashing(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.online is False)
         assert "offline · ✖ offline · stale" in screen_text(app)
-        await pilot.press("r")  # refreshing while offline: still no crash, still stale
-        await pilot.pause()
+        await pilot.press("r")  # refreshing while offline: asked, still no crash, still stale
+        await wait_for(pilot, lambda: "Refreshing jobs…" in messages(app))
+        await wait_for_text(pilot, "offline · ✖ offline · stale", "STALE")
         assert app.is_running and app.online is False
 
 
@@ -103,9 +110,9 @@ async def test_switch_profile_changes_client_cache_and_jobs(server, tmp_path):
         assert await app.api() is not first
         app.switch_profile("test")
         await wait_for(pilot, lambda: app.online is True and app.profile.name == "test")
-        app.switch_profile("nope")
-        await pilot.pause()
-        assert app.profile.name == "test"  # an unknown profile is refused with a message
+        app.switch_profile("nope")  # an unknown profile is refused with a message
+        await wait_for(pilot, lambda: any("no profile named 'nope'" in n for n in messages(app)))
+        assert app.profile.name == "test" and app.online is True
 
 
 async def test_keymap_remaps_bindings_and_refuses_unreliable_keys(tmp_path):
@@ -164,19 +171,10 @@ async def test_command_palette_runs_screen_actions(tmp_path):
 async def test_sections_open_by_number_and_f_key(tmp_path):
     app = make_offline_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        for key, name, module in (
-            ("2", "files", "ftui.screens.files"),
-            ("f4", "models", "ftui.screens.models"),
-        ):
+        for key, name, screen in (("2", "files", FilesScreen), ("f4", "models", ModelsScreen)):
             await pilot.press(key)
-            await pilot.pause()
-            try:
-                __import__(module)
-            except ImportError:  # the other section's screen is not written yet
-                assert app.current_mode == "jobs"
-                assert any("not available" in n.message for n in app._notifications)
-            else:
-                assert app.current_mode == name
+            await wait_for_screen(pilot, screen)
+            assert app.current_mode == name
         await pilot.press("1")
         await wait_for(pilot, lambda: app.current_mode == "jobs")
         assert isinstance(app.screen, JobsScreen)
@@ -184,7 +182,7 @@ async def test_sections_open_by_number_and_f_key(tmp_path):
 
 async def test_status_change_notifies_rings_and_sends_osc9(tmp_path):
     app = make_offline_app(tmp_path)
-    app._environ["TMUX"] = "/tmp/tmux-1000/default,1,0"
+    app.environ["TMUX"] = "/tmp/tmux-1000/default,1,0"
     async with app.run_test(size=(100, 30)) as pilot:
         job = Job.from_api(job_json(7, "failed", error="out of memory"))
         app.notify_job_status(job, "running")
@@ -206,17 +204,17 @@ def test_ftui_without_command_refuses_an_unknown_profile(tmp_path, monkeypatch, 
     assert "no profile named 'nope'" in capsys.readouterr().err
 
 
-def test_app_interface_is_what_the_screens_rely_on():
-    assert FtuiApp.CSS_PATH == "app.tcss"
-    for name in (
-        "api",
-        "report_error",
-        "report_ok",
-        "open_job",
-        "open_results",
-        "open_console",
-        "open_new_job",
-        "switch_profile",
-        "notify_job_status",
-    ):
-        assert callable(getattr(FtuiApp, name)), name
+async def test_failed_workers_of_dialogs_are_reported_once(tmp_path):
+    """A dialog's worker that fails (here: a preview while the server is down) is reported
+    through the app like any screen's, and the dialog says so in its own words."""
+    from ftui.screens.file_preview import PreviewScreen
+
+    app = make_offline_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.online is False)
+        file = FileObject.from_api({"id": "file-abc", "filename": "a.jsonl", "bytes": 10})
+        app.push_screen(PreviewScreen(file))
+        await wait_for_text(pilot, "✖ could not load the file")
+        errors = [n.message for n in app._notifications if n.title == "Error"]
+        assert len(errors) == 1 and errors[0].startswith("Previewing file-abc: ")
+        assert app.is_running

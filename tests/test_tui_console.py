@@ -16,14 +16,15 @@ from ftui.types import Model
 from ftui.widgets.console_history import FILE_NAME, HistoryScreen, PromptHistory
 from ftui.widgets.logprob_view import LogprobView, bucket, percent, show_token
 from ftui.widgets.param_panel import ParamPanel, format_stop, parse_stop
-from tests.test_tui_files import SIZES, no_workers, settle_offline, utc  # noqa: F401 (fixture)
-from tests.test_tui_models import trained_model
 from tests.tiny_model import SEPARATOR
 from tests.tui_support import (
+    SIZES,
     job_json,
     make_app,
     make_offline_app,
+    no_workers,
     screen_text,
+    settle_offline,
     wait_for,
     wait_for_screen,
 )
@@ -139,8 +140,8 @@ async def test_streamed_completion_coloured_by_probability(server, tmp_path, dat
         assert entry["params"]["max_tokens"] == "6"
 
 
-async def test_side_by_side_base_vs_fine_tuned(server, tmp_path):
-    model, _job = trained_model(server)
+async def test_side_by_side_base_vs_fine_tuned(server, tmp_path, trained_model):
+    model, _job = trained_model
     app = make_app(server, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_console(pilot, model="tiny", compare_with=model)

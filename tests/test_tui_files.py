@@ -5,22 +5,27 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
 import httpx
 import pytest
-from textual.widgets import Input
+from textual.widgets import ProgressBar
 
-from ftui.screens.files import FilesScreen, PreviewScreen, UploadScreen, preview_lines
+from ftui.screens.file_preview import PreviewScreen, preview_lines
+from ftui.screens.files import FilesScreen
+from ftui.screens.new_job import NewJobScreen
+from ftui.screens.upload import UploadScreen
 from ftui.types import FileObject
 from ftui.widgets.file_path_input import PathInput, list_matches
 from ftui.widgets.prepare_report import PrepareReportView
 from tests.apihelpers import upload
 from tests.tui_support import (
+    SIZES,
     T0,
     make_app,
     make_offline_app,
+    no_workers,
     screen_text,
+    settle_offline,
     wait_for,
     wait_for_screen,
 )
@@ -72,7 +77,7 @@ async def test_upload_runs_checks_then_fix_and_upload_with_progress(server, tmp_
         assert "[x] fix accepted" in text and "○ optional" in text and "lines: 31" in text
 
         progress: list[tuple[float, float | None]] = []
-        bar = dialog.query_one("#upload-progress")
+        bar = dialog.query_one("#upload-progress").query_one(ProgressBar)
         bar.watch(bar, "progress", lambda v: progress.append((v, bar.total)), init=False)
         await pilot.press("f")
         await wait_for_screen(pilot, FilesScreen)
@@ -135,15 +140,11 @@ async def test_upload_as_is_skips_fixes_and_unreadable_file_reports(server, tmp_
         assert not list(tmp_path.glob("plain_prepared*"))
 
 
-async def test_preview_delete_and_new_job(server, tmp_path, make_training_file, monkeypatch):
+async def test_preview_delete_and_new_job(server, tmp_path, make_training_file):
     path = make_training_file(n=12, name="preview.jsonl")
     with httpx.Client(base_url=server.base_url) as c:
         f = upload(c, path)
     app = make_app(server, tmp_path)
-    opened: list[str | None] = []
-    monkeypatch.setattr(
-        app, "open_new_job", lambda training_file=None: opened.append(training_file)
-    )
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_files(pilot)
         ids = [x.id for x in screen.files]
@@ -156,8 +157,11 @@ async def test_preview_delete_and_new_job(server, tmp_path, make_training_file, 
         await pilot.press("escape")
         await wait_for_screen(pilot, FilesScreen)
 
-        await pilot.press("n")
-        assert opened == [f["id"]]
+        await pilot.press("n")  # the new-job form, with the file as its training file
+        form = await wait_for_screen(pilot, NewJobScreen)
+        assert form.query_one("#nj-training").value == f["id"]
+        await pilot.press("escape")
+        await wait_for_screen(pilot, FilesScreen)
 
         await pilot.press("d")
         from ftui.screens.confirm import ConfirmScreen
@@ -223,42 +227,10 @@ def test_preview_lines_cut_long_and_partial_lines():
 
 # ---------------------------------------------------------------- snapshots (offline, cache)
 
-SIZES = [(80, 24), (120, 40)]
-
-
-@pytest.fixture
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-async def settle_offline(pilot, ready) -> None:
-    """Wait until the app is offline, its toasts posted and ``ready``; clear the toasts."""
-    app = pilot.app
-
-    def done() -> bool:
-        return (
-            app.online is False
-            and any(n.title == "Offline" for n in app._notifications)
-            and ready(app)
-        )
-
-    await wait_for(pilot, done, timeout=20, message="settled offline")
-    for box in app.screen.query(Input):
-        box.cursor_blink = False
-    app.clear_notifications()
-    await pilot.pause()
-
-
-def no_workers(app, *groups: str) -> bool:
-    return not any(w.group in groups and not w.is_finished for w in app.workers)
-
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_files_snapshot(snap_compare, tmp_path, size, utc):
+@pytest.mark.usefixtures("utc")
+def test_files_snapshot(snap_compare, tmp_path, size):
     app = make_offline_app(tmp_path)
     names = ["sentiment.jsonl", "sentiment_prepared_train.jsonl", "valid.jsonl", "notes.csv"]
     app.cache.put_files(
@@ -285,7 +257,7 @@ def test_files_snapshot(snap_compare, tmp_path, size, utc):
             return (
                 isinstance(screen, FilesScreen)
                 and screen.loaded_from == "cache"
-                and no_workers(app, "files-cache", "files-refresh")
+                and no_workers(app, "files-load")
             )
 
         await settle_offline(pilot, ready)

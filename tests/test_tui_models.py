@@ -1,15 +1,11 @@
 """Pilot tests of the models screen against the real server: fine-tuned and base models, the job
 that produced each, delete after typing the name, open in the console.
 
-``trained_model(server)`` trains one tiny model per test server (seconds) and is shared with the
-console tests; it trains again only if the model was deleted meanwhile.
+The fine-tuned model comes from the ``trained_model`` fixture (tests/conftest.py), which trains
+one tiny model per test server and shares it with the console tests.
 """
 
 from __future__ import annotations
-
-import tempfile
-from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -18,38 +14,18 @@ from ftui.screens.confirm import ConfirmScreen
 from ftui.screens.console import ConsoleScreen
 from ftui.screens.models import ModelsScreen
 from ftui.types import Model
-from tests.apihelpers import TRAIN_FAST, follow, upload
-from tests.conftest import write_training_file
-from tests.test_tui_files import SIZES, no_workers, settle_offline, utc  # noqa: F401 (fixture)
 from tests.tui_support import (
+    SIZES,
     T0,
     job_json,
     make_app,
     make_offline_app,
+    no_workers,
     screen_text,
+    settle_offline,
     wait_for,
     wait_for_screen,
 )
-
-_TRAINED: dict[str, tuple[str, str]] = {}
-
-
-def trained_model(server) -> tuple[str, str]:
-    """(fine-tuned model, job id) of a tiny model trained on the sentiment set."""
-    with httpx.Client(base_url=server.base_url, timeout=60) as c:
-        known = _TRAINED.get(server.base_url)
-        if known and c.get(f"/models/{quote(known[0], safe='')}").status_code == 200:
-            return known
-        with tempfile.TemporaryDirectory() as tmp:
-            f = upload(c, write_training_file(Path(tmp) / "train.jsonl", 40))
-        job = c.post(
-            "/fine-tunes", json={"training_file": f["id"], "model": "tiny", **TRAIN_FAST}
-        ).json()
-        follow(c, job["id"])
-        done = c.get(f"/fine-tunes/{job['id']}").json()
-        assert done["status"] == "succeeded", done
-        _TRAINED[server.base_url] = (done["fine_tuned_model"], job["id"])
-        return _TRAINED[server.base_url]
 
 
 def server_models(server) -> set[str]:
@@ -69,8 +45,10 @@ def cell(screen: ModelsScreen, model_id: str, column: str) -> str:
     return getattr(value, "plain", str(value))
 
 
-async def test_models_list_job_console_and_delete_by_typing_the_name(server, tmp_path):
-    model, job_id = trained_model(server)
+async def test_models_list_job_console_and_delete_by_typing_the_name(
+    server, tmp_path, trained_model
+):
+    model, job_id = trained_model
     app = make_app(server, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_models(pilot)
@@ -152,7 +130,7 @@ def test_models_snapshot(snap_compare, tmp_path, size):
             return (
                 isinstance(screen, ModelsScreen)
                 and screen.loaded_from == "cache"
-                and no_workers(app, "models-cache", "models-refresh")
+                and no_workers(app, "models-load")
             )
 
         await settle_offline(pilot, ready)

@@ -7,8 +7,8 @@ import json
 
 import httpx
 
+from ftui.screens.new_job import NewJobScreen
 from ftui.screens.prepare import PrepareScreen
-from ftui.widgets.file_path_input import PathInput
 from tests.tui_support import make_app, screen_text, wait_for, wait_for_screen
 
 
@@ -23,18 +23,15 @@ def write_items_csv(path):
     return path
 
 
-async def test_prepare_csv_toggle_fixes_apply_upload_new_job(server, tmp_path, monkeypatch):
+async def test_prepare_csv_toggle_fixes_apply_upload_new_job(server, tmp_path):
     source = write_items_csv(tmp_path / "items.csv")
     app = make_app(server, tmp_path)
-    opened: list[str | None] = []
-    monkeypatch.setattr(
-        app, "open_new_job", lambda training_file=None: opened.append(training_file)
-    )
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("5")
         screen = await wait_for_screen(pilot, PrepareScreen)
-        box = screen.query_one(PathInput)
-        assert box.has_focus
+        # the screen is active as soon as it is pushed; its input is focused once it is mounted
+        box = screen.path_input
+        await wait_for(pilot, lambda: box.has_focus, message="the path input focused")
         box.value = str(source)
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.stage == "report", message="report")
@@ -72,15 +69,18 @@ async def test_prepare_csv_toggle_fixes_apply_upload_new_job(server, tmp_path, m
         await wait_for(pilot, lambda: "Wrote items_prepared.jsonl" in screen_text(app))
 
         await pilot.press("n")  # uploads the written file, then opens the new-job form
-        await wait_for(pilot, lambda: opened, message="new job opened")
+        form = await wait_for_screen(pilot, NewJobScreen)
         (uploaded,) = screen.uploaded
-        assert opened == [uploaded.id] and uploaded.filename == "items_prepared.jsonl"
+        assert uploaded.filename == "items_prepared.jsonl"
+        assert form.query_one("#nj-training").value == uploaded.id
         with httpx.Client(base_url=server.base_url) as c:
             content = c.get(f"/files/{uploaded.id}/content").content
         assert content == out.read_bytes()
         assert source.read_text().count("\n") == 23  # the source is never modified
 
         # changing a choice after writing asks for a new write
+        await pilot.press("escape")
+        await wait_for_screen(pilot, PrepareScreen)
         await pilot.press("space")
         assert screen.stage == "report" and screen.written is None
 
@@ -96,4 +96,4 @@ async def test_prepare_path_argument_and_unreadable_file(server, tmp_path):
         assert screen.report is None and screen.stage == "path"
         await pilot.press("f")  # nothing to apply: nothing happens, nothing crashes
         assert screen.stage == "path" and screen.written is None
-        assert screen.query_one(PathInput).has_focus
+        assert screen.path_input.has_focus

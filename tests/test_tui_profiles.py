@@ -1,5 +1,5 @@
 """Pilot tests of the profiles screen: active and reachable markers, keys never shown, switch
-with a key, add/edit/delete written to the config file (keymap kept)."""
+with a key, add/edit/delete written to the config file (keymap and [tui] kept)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ async def test_profiles_reachability_switch_add_edit_delete(server, tmp_path):
             "broken": {"base_url": "http://127.0.0.1:9/v1"},
         },
         keymap={"files.upload": "U"},
+        tui={"theme": "ansi-dark"},
         environ={"KEYED_SECRET": SECRET},
     )
     config_path = app.config.path
@@ -70,7 +71,7 @@ async def test_profiles_reachability_switch_add_edit_delete(server, tmp_path):
         await wait_for(pilot, lambda: screen.table.get_cell("keyed", "active").plain)
         assert screen.names[0] == "keyed"
 
-        # add a profile: written to the config file without any key, keymap kept
+        # add a profile: written to the config file without any key, keymap and theme kept
         await pilot.press("a")
         form = await wait_for_screen(pilot, ProfileForm)
         await fill(pilot, form, name="added", url="ftp://nowhere", env="ADDED_KEY")
@@ -87,6 +88,7 @@ async def test_profiles_reachability_switch_add_edit_delete(server, tmp_path):
             "api_key_env": "ADDED_KEY",
         }
         assert data["keymap"] == {"files.upload": "U"}
+        assert data["tui"] == {"theme": "ansi-dark"}
         assert SECRET not in config_path.read_text()
         assert screen.table.get_cell("added", "key") == "$ADDED_KEY (missing)"
         await wait_for(pilot, lambda: reach(screen, "added") == "✔ reachable")

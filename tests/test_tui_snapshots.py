@@ -14,9 +14,8 @@ import pytest
 from textual.widgets import Input
 
 from ftui.widgets.base import StaleNotice
-from tests.tui_support import event_json, job_json, make_offline_app, result_rows
+from tests.tui_support import SIZES, event_json, job_json, make_offline_app, result_rows
 
-SIZES = [(80, 24), (120, 40)]
 JOBS = [
     job_json(1, "succeeded", suffix="alpha"),
     job_json(2, "failed", error="Training file file-train000002 line 7: missing 'completion'"),
@@ -28,13 +27,7 @@ EVENTS = {"ftjob-000003": [event_json(3, j, 120) for j in range(1, 81)]}
 RESULTS = {"ftjob-000005": result_rows(120), "ftjob-000001": result_rows(120, validation=False)}
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # (tests/conftest.py)
 
 
 def app(tmp_path):

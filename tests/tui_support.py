@@ -298,3 +298,34 @@ def make_offline_app(
     )
     app.client_options = {"max_retries": 0}
     return app
+
+
+# -- snapshots of offline screens ------------------------------------------------------------------
+
+#: The terminal sizes every snapshot is taken at.
+SIZES = [(80, 24), (120, 40)]
+
+
+def no_workers(app: Any, *groups: str) -> bool:
+    """True when no worker of ``groups`` is running."""
+    return not any(w.group in groups and not w.is_finished for w in app.workers)
+
+
+async def settle_offline(pilot: Any, ready: Callable[[Any], Any]) -> None:
+    """Wait until the app is offline, its toasts posted and ``ready(app)``; clear the toasts."""
+    from textual.widgets import Input
+
+    app = pilot.app
+
+    def done() -> bool:
+        return (
+            app.online is False
+            and any(n.title == "Offline" for n in app._notifications)
+            and ready(app)
+        )
+
+    await wait_for(pilot, done, timeout=20, message="settled offline")
+    for box in app.screen.query(Input):
+        box.cursor_blink = False
+    app.clear_notifications()
+    await pilot.pause()

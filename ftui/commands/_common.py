@@ -13,9 +13,9 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any, TextIO
 
+from ftui.fmt import fmt_time
 from ftui.textsafe import encodable, one_line, safe_json, visible
 
 
@@ -33,9 +33,7 @@ def add_json(p: argparse.ArgumentParser) -> None:
 
 def stamp(ts: int | None) -> str:
     """Unix seconds as local ``YYYY-MM-DD HH:MM:SS`` (as the legacy CLI printed events)."""
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return fmt_time(ts, seconds=True, missing="-")
 
 
 def print_json(value: Any) -> None:

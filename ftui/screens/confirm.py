@@ -23,17 +23,6 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
     ]
 
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical {
-        width: 64; max-width: 100%; height: auto; border: thick $warning; padding: 1 2;
-        background: $surface;
-    }
-    ConfirmScreen #confirm-message { width: 1fr; margin-bottom: 1; }
-    ConfirmScreen #confirm-buttons { height: auto; align-horizontal: right; }
-    ConfirmScreen Button { margin-left: 2; }
-    """
-
     def __init__(self, message: str, require_text: str | None = None) -> None:
         super().__init__()
         self.message = message
@@ -95,14 +84,6 @@ class PromptScreen(ModalScreen["str | None"]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
 
-    DEFAULT_CSS = """
-    PromptScreen { align: center middle; }
-    PromptScreen > Vertical {
-        width: 72; max-width: 100%; height: auto; border: thick $primary; padding: 1 2;
-        background: $surface;
-    }
-    """
-
     def __init__(self, message: str, value: str = "", placeholder: str = "") -> None:
         super().__init__()
         self.message = message
@@ -130,15 +111,6 @@ class PickScreen(ModalScreen["str | None"]):
     """Pick one of ``options`` (``(value, label)`` pairs); Esc answers None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="pick.cancel")]
-
-    DEFAULT_CSS = """
-    PickScreen { align: center middle; }
-    PickScreen > Vertical {
-        width: 90; max-width: 100%; height: 80%; border: thick $primary; padding: 0 1;
-        background: $surface;
-    }
-    PickScreen OptionList { height: 1fr; }
-    """
 
     def __init__(self, title: str, options: list[tuple[str, str]]) -> None:
         super().__init__()

@@ -24,6 +24,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Input, Label, Select, TextArea
 
+from ftui.cache import ProfileCache
 from ftui.textsafe import visible
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.console_history import HistoryScreen, PromptHistory
@@ -65,25 +66,8 @@ class ConsoleScreen(FtuiScreen):
     WORKER_WHAT: ClassVar[dict[str, str]] = {
         "console-models": "Listing models",
         "console-history": "Reading the prompt history",
+        "console-history-save": "Saving the prompt history",
     }
-
-    DEFAULT_CSS = """
-    ConsoleScreen #console-body { height: 1fr; }
-    ConsoleScreen #console-main { width: 1fr; height: 1fr; }
-    ConsoleScreen #console-models { height: 1; }
-    ConsoleScreen #console-models > Label { width: auto; padding: 0 1; }
-    ConsoleScreen #console-models > Select { width: 1fr; }
-    ConsoleScreen #console-models > .-compare { display: none; }
-    ConsoleScreen.-side-by-side #console-models > .-compare { display: block; }
-    ConsoleScreen #prompt {
-        height: 7; border: round $panel-lighten-2; border-title-color: $text;
-    }
-    ConsoleScreen #prompt:focus { border: round $accent; }
-    ConsoleScreen #console-outputs { height: 1fr; }
-    ConsoleScreen #out-b { display: none; }
-    ConsoleScreen.-no-params ParamPanel { display: none; }
-    ConsoleScreen.-side-by-side #out-b { display: block; }
-    """
 
     side_by_side: reactive[bool] = reactive(False, init=False)
 
@@ -183,33 +167,20 @@ class ConsoleScreen(FtuiScreen):
                 sel.value = keep
 
     def _label(self, model_id: str) -> str:
-        # fine-tuned ids say so themselves (ft:… / …:ft-…) and sort first; visible(): a
-        # server's string never reaches the terminal as escape sequences
+        # the id itself (fine-tuned ids say so: ft:… / …:ft-…); visible(): a server's string
+        # never reaches the terminal as escape sequences
         return visible(model_id)
 
     @work(name="console-models", group="console-models", exclusive=True, exit_on_error=False)
     async def _load_models(self, quiet: bool = True) -> None:
-        from ftui.client import APIConnectionError
-
-        app: Any = self.app
-        cache = getattr(app, "cache", None)
-        if cache is not None and not self._models:
-            try:
-                cached = await asyncio.to_thread(cache.list_models)
-            except Exception:  # noqa: BLE001 - a damaged cache never blocks the console
-                cached = []
-            if cached:
-                self._show_models(cached)
-        try:
-            client = await app.api()
-            models = await client.models.list()
-        except APIConnectionError as exc:
-            # in the background, offline is said once (the app's notice and the stale banner)
-            if not quiet or getattr(app, "online", None) is not False:
-                app.report_error(exc, "Listing models")
-            return
-        app.report_ok()
-        self._show_models(models)
+        await self.cache_then_server(
+            ProfileCache.list_models,
+            lambda client: client.models.list(),
+            lambda models, _source: self._show_models(models),
+            what="Listing models",
+            quiet=quiet,
+            from_cache=not self._models,  # coming back to the console: only the server's
+        )
 
     def _show_models(self, models: list[Model]) -> None:
         tuned = sorted((m for m in models if m.is_fine_tuned), key=lambda m: -(m.created or 0))
@@ -230,11 +201,9 @@ class ConsoleScreen(FtuiScreen):
             self._default_compare()
 
     def base_of(self, model_id: str) -> str | None:
-        store = getattr(self.app, "jobs", None)
-        if store is not None:
-            for job in store.all():
-                if job.fine_tuned_model == model_id and job.model:
-                    return job.model
+        for job in self.ftui.jobs.all():
+            if job.fine_tuned_model == model_id and job.model:
+                return job.model
         model = next((m for m in self._models if m.id == model_id), None)
         if model is not None and model.is_fine_tuned:
             return model.parent or model.root
@@ -308,7 +277,7 @@ class ConsoleScreen(FtuiScreen):
     def _stream(self, side: str, model: str, prompt: str, params: dict[str, Any]) -> None:
         self.run_worker(
             self._run_stream(side, model, prompt, params),
-            name=f"console-stream-{side}",
+            name=f"Completion from {model}",  # what a failure is reported as
             group=f"console-stream-{side}",
             exclusive=True,
             exit_on_error=False,
@@ -317,14 +286,11 @@ class ConsoleScreen(FtuiScreen):
     async def _run_stream(self, side: str, model: str, prompt: str, params: dict[str, Any]) -> None:
         from ftui.client import APIError
 
-        app: Any = self.app
         view = self._view(side)
         started = time.monotonic()
-        chunks = 0
         try:
-            client = await app.api()
+            client = await self.ftui.api()
             async for chunk in client.completions.stream(model, prompt, **params):
-                chunks += 1
                 for choice in chunk.choices:
                     view.add_choice(choice)
         except asyncio.CancelledError:
@@ -332,11 +298,10 @@ class ConsoleScreen(FtuiScreen):
             raise
         except APIError as exc:
             view.set_status(visible(f"✖ {exc.message}"))
-            app.report_error(exc, f"Completion from {model}")
-            return
+            raise  # reported by the worker-error route
         finally:
             self.call_later(self.refresh_bindings)
-        app.report_ok()
+        self.ftui.report_ok()
         took = time.monotonic() - started
         reasons = sorted({view.finish_reason(i) or "?" for i in view.choices}) or ["?"]
         n = len(view.tokens)
@@ -371,14 +336,13 @@ class ConsoleScreen(FtuiScreen):
     def _load_history(self) -> None:
         self.history.load()
 
-    @work(group="console-history-save", thread=True, exit_on_error=False)
+    @work(
+        name="console-history-save", group="console-history-save", thread=True, exit_on_error=False
+    )
     def _save_history(
         self, prompt: str, model: str | None, compare: str | None, params: dict[str, Any]
     ) -> None:
-        try:
-            self.history.add(prompt, model=model, compare_with=compare, params=params)
-        except OSError as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "Saving the prompt history")  # type: ignore[attr-defined]
+        self.history.add(prompt, model=model, compare_with=compare, params=params)
 
     def restore(self, entry: dict[str, Any]) -> None:
         """Put a history entry back: prompt, model(s) and parameters."""

@@ -64,14 +64,6 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark,f1", "close", "Close", id="help.close"),
     ]
 
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll {
-        width: 90; max-width: 100%; height: 90%; border: thick $primary; padding: 0 1;
-        background: $surface;
-    }
-    """
-
     def __init__(self, screen: Screen) -> None:
         super().__init__()
         self.for_screen = screen

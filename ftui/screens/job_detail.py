@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -22,6 +21,8 @@ from textual.containers import Horizontal
 from textual.events import Resize
 from textual.widgets import Footer, Header, Static
 
+from ftui.cache import read_off_thread
+from ftui.fmt import fmt_time
 from ftui.textsafe import visible
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.chart import Line, MetricChart
@@ -56,10 +57,6 @@ class LiveSeries:
 
 
 YIELD_EVERY = 2_000  # events handled between two yields to the event loop
-
-
-def _when(ts: int | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
 
 
 def _hp_text(hp: dict[str, Any]) -> str:
@@ -126,19 +123,13 @@ class JobDetailScreen(FtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.job = self.ftui.jobs.get(self.job_id) or self._cached_job()
+        self.job = self.ftui.jobs.get(self.job_id)  # else from the cache, in the follow worker
         self._render_job()
         self.ftui.jobs_changed.subscribe(self, self._jobs_changed)
         self.set_interval(CHART_EVERY, self._maybe_redraw_chart)
         self.query_one(EventLog).focus()
         self._follow()
         self._load_checkpoints()
-
-    def _cached_job(self) -> Job | None:
-        try:
-            return self.ftui.cache.get_job(self.job_id)
-        except Exception:  # noqa: BLE001 - the cache is best effort
-            return None
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width < 110, "-narrow")
@@ -159,9 +150,9 @@ class JobDetailScreen(FtuiScreen):
         # visible(): what the server sends never reaches the terminal as escape sequences
         grid.add_row("Base model", Text(visible(job.model or "—")))
         grid.add_row("Fine-tuned", Text(visible(job.fine_tuned_model or "— (when it succeeds)")))
-        when = f"created {_when(job.created_at)}"
+        when = "created " + fmt_time(job.created_at, seconds=True, missing="—")
         if job.finished_at:
-            when += f" · finished {_when(job.finished_at)}"
+            when += " · finished " + fmt_time(job.finished_at, seconds=True)
         grid.add_row("When", Text(when))
         files = [f"train {self._file_name(job.training_file)}"]
         if job.validation_file:
@@ -272,19 +263,16 @@ class JobDetailScreen(FtuiScreen):
 
     @work(name="follow", group="follow", exclusive=True, exit_on_error=False)
     async def _follow(self) -> None:
-        from ftui.client import APIError
-
-        cached = await asyncio.to_thread(self._cached_events)
+        cache = self.ftui.cache
+        if self.job is None:
+            self.job = await read_off_thread(cache.get_job, self.job_id)
+        cached = await read_off_thread(cache.events, self.job_id, default=[])
         for start in range(0, len(cached), YIELD_EVERY):
             self._take_events(cached[start : start + YIELD_EVERY])
             await asyncio.sleep(0)  # let the app draw between big batches
         known = len(cached)
         self._render_job()
-        try:
-            client = await self.ftui.api()
-        except APIError as exc:
-            self.ftui.report_error(exc, "Connecting")
-            return
+        client = await self.ftui.api()
         position = 0
         async for event in client.follow(self.job_id, from_start=True, mode="poll"):
             position += 1
@@ -307,12 +295,6 @@ class JobDetailScreen(FtuiScreen):
         self._load_checkpoints()
         if not self.metrics and job.succeeded:
             self._load_results()
-
-    def _cached_events(self) -> list[JobEvent]:
-        try:
-            return self.ftui.cache.events(self.job_id)
-        except Exception:  # noqa: BLE001 - the cache is best effort
-            return []
 
     @work(name="results", group="results", exclusive=True, exit_on_error=False)
     async def _load_results(self) -> None:

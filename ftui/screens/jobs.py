@@ -8,7 +8,6 @@ set or order of visible rows changes. The table draws only the lines on screen
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Input, Static
 
+from ftui.cache import read_off_thread
+from ftui.fmt import fmt_clock, fmt_time
 from ftui.textsafe import one_line
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.jobs_table import JobsTable
@@ -48,12 +49,6 @@ SAMPLE_DATASET = "sample_sentiment.jsonl"
 def sample_dataset_path() -> str:
     """The bundled sample dataset (a small sentiment classification set)."""
     return str(resources.files("ftui") / "data" / SAMPLE_DATASET)
-
-
-def fmt_time(ts: int | None) -> str:
-    if not ts:
-        return ""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
 def fmt_eta(job: Job, now: float | None = None) -> str:
@@ -105,10 +100,6 @@ class JobsScreen(FtuiScreen):
         Binding("o", "results", "Results", id="jobs.results"),
         Binding("space", "mark", "Mark to compare", id="jobs.mark", show=False),
         Binding("t", "try_sample", "Try the sample", id="jobs.sample", show=False),
-        Binding("j", "cursor_down", "Down", id="jobs.down", show=False),
-        Binding("k", "cursor_up", "Up", id="jobs.up", show=False),
-        Binding("g", "cursor_top", "Top", id="jobs.top", show=False),
-        Binding("G", "cursor_bottom", "Bottom", id="jobs.bottom", show=False),
     ]
 
     WORKER_WHAT = {"cancel": "Cancelling the job", "pause": "Pausing/resuming the job"}
@@ -130,24 +121,22 @@ class JobsScreen(FtuiScreen):
 
     def on_mount(self) -> None:
         self.ftui.jobs_changed.subscribe(self, self._jobs_changed)
+        self.ftui.progress_changed.subscribe(self, self._progress_changed)
         self.ftui.profile_changed.subscribe(self, lambda _p: self._reset_view())
         self.watch(self.app, "online", lambda _online: self.rebuild(), init=False)
-        self._set_since()
+        self._load_since()
         self.rebuild()
         self.table.focus()
 
-    def _set_since(self) -> None:
-        try:
-            seen = self.ftui.cache.jobs_seen_at()
-        except Exception:  # noqa: BLE001 - cosmetic
-            seen = None
-        self.query_one(StaleNotice).set_since(
-            datetime.fromtimestamp(seen).strftime("%H:%M") if seen else None
-        )
+    @work(name="jobs-since", group="jobs-since", exclusive=True, exit_on_error=False)
+    async def _load_since(self) -> None:
+        """When the cached list was last seen from the server (for the stale banner)."""
+        seen = await read_off_thread(self.ftui.cache.jobs_seen_at)
+        self.query_one(StaleNotice).set_since(fmt_clock(seen))
 
     def _reset_view(self) -> None:
         self.marked.clear()
-        self._set_since()
+        self._load_since()
         self.rebuild()
 
     # -- data ------------------------------------------------------------------------------------
@@ -183,6 +172,13 @@ class JobsScreen(FtuiScreen):
 
     def _jobs_changed(self, _: object = None) -> None:
         self.rebuild()
+
+    def _progress_changed(self, job_id: str) -> None:
+        """A running job moved on: draw its row again, nothing else."""
+        job = self.ftui.jobs.get(job_id)
+        if job is not None and job_id in self._cells:
+            self._cells[job_id] = self._signature(job)
+            self.table.update_row(job_id)
 
     def _signature(self, job: Job) -> tuple:
         """What a row shows, cheaply: the row is drawn again only when this changes."""
@@ -331,18 +327,6 @@ class JobsScreen(FtuiScreen):
         )
         if ids:
             self.ftui.open_results([i for i in ids if i])
-
-    def action_cursor_down(self) -> None:
-        self.table.action_cursor(1)
-
-    def action_cursor_up(self) -> None:
-        self.table.action_cursor(-1)
-
-    def action_cursor_top(self) -> None:
-        self.table.action_first()
-
-    def action_cursor_bottom(self) -> None:
-        self.table.action_last()
 
     def action_cancel_job(self) -> None:
         job = self.selected_job()

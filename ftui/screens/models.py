@@ -7,10 +7,8 @@ Deleting a fine-tuned model asks for its name to be typed; base models cannot be
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -18,8 +16,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
+from ftui.cache import ProfileCache
+from ftui.fmt import fmt_time
 from ftui.textsafe import visible
 from ftui.widgets.base import StaleNotice, TableScreen
+from ftui.widgets.table import VimDataTable
 
 if TYPE_CHECKING:
     from ftui.types import Job, Model
@@ -31,10 +32,6 @@ COLUMNS = (
     ("job", "Job"),
     ("created", "Created"),
 )
-
-
-def fmt_time(ts: int | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
 
 
 def sort_models(models: list[Model]) -> list[Model]:
@@ -52,20 +49,14 @@ class ModelsScreen(TableScreen):
         Binding("o", "open_job", "Open job", id="models.job"),
         Binding("d", "delete", "Delete", id="models.delete"),
         Binding("r", "refresh", "Refresh", id="models.refresh"),
-        Binding("j", "cursor(1)", "Down", id="models.down", show=False),
-        Binding("k", "cursor(-1)", "Up", id="models.up", show=False),
     ]
 
     WORKER_WHAT: ClassVar[dict[str, str]] = {
-        "models-refresh": "Refreshing models",
+        "models-load": "Refreshing models",
         "models-delete": "Deleting the model",
-        "models-cache": "Reading cached models",
     }
 
-    DEFAULT_CSS = """
-    ModelsScreen #models-table { height: 1fr; }
-    ModelsScreen #models-hint { height: auto; padding: 0 1; color: $text-muted; }
-    """
+    TABLE_ID = "models-table"
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,7 +66,7 @@ class ModelsScreen(TableScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield StaleNotice("the cached model list", id="stale")
-        table: DataTable = DataTable(id="models-table", cursor_type="row", zebra_stripes=False)
+        table = VimDataTable(id="models-table")
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -84,20 +75,12 @@ class ModelsScreen(TableScreen):
 
     def on_mount(self) -> None:
         self.table.focus()
-        jobs_changed = getattr(self.app, "jobs_changed", None)
-        if jobs_changed is not None:
-            jobs_changed.subscribe(self, lambda _=None: self._relink())
-        self._load_cache()
-
-    @property
-    def table(self) -> DataTable:
-        return self.query_one("#models-table", DataTable)
+        self.ftui.jobs_changed.subscribe(self, lambda _=None: self._relink())
+        self._load(from_cache=True)
 
     # -- data --------------------------------------------------------------------------------
     def _jobs_by_model(self) -> dict[str, Job]:
-        store = getattr(self.app, "jobs", None)
-        jobs = store.all() if store is not None else []
-        return {j.fine_tuned_model: j for j in jobs if j.fine_tuned_model}
+        return {j.fine_tuned_model: j for j in self.ftui.jobs.all() if j.fine_tuned_model}
 
     def base_of(self, model: Model) -> str:
         job = self._jobs_by_model().get(model.id)
@@ -123,32 +106,22 @@ class ModelsScreen(TableScreen):
             fmt_time(m.created),
         )
 
-    @work(name="models-cache", group="models-cache", exit_on_error=False)
-    async def _load_cache(self) -> None:
-        cache = getattr(self.app, "cache", None)
-        if cache is not None:
-            with contextlib.suppress(Exception):  # a damaged cache never blocks the list
-                cached = await asyncio.to_thread(cache.list_models)
-                if cached and self.loaded_from is None:
-                    self.show_models(cached, "cache")
-        self._refresh()
-
-    @work(name="models-refresh", group="models-refresh", exclusive=True, exit_on_error=False)
-    async def _refresh(self, quiet: bool = True) -> None:
-        from ftui.client import APIConnectionError
-
-        app: Any = self.app
-        try:
-            client = await app.api()
-            models = await client.models.list()
-        except APIConnectionError as exc:
-            # in the background, offline is said once (the app's notice and the stale banner)
-            if not quiet or getattr(app, "online", None) is not False:
-                app.report_error(exc, "Refreshing models")
+    @work(name="models-load", group="models-load", exclusive=True, exit_on_error=False)
+    async def _load(self, quiet: bool = True, from_cache: bool = False) -> None:
+        answered = await self.cache_then_server(
+            ProfileCache.list_models,
+            lambda client: client.models.list(),
+            self._show_loaded,
+            what="Refreshing models",
+            quiet=quiet,
+            from_cache=from_cache,
+        )
+        if not answered:
             self._hint()
-            return
-        app.report_ok()
-        self.show_models(models, "server")
+
+    def _show_loaded(self, models: list[Model], source: str) -> None:
+        if source == "server" or self.loaded_from is None:  # the cache never hides the server's
+            self.show_models(models, source)
 
     def show_models(self, models: list[Model], source: str) -> None:
         table = self.table
@@ -186,15 +159,6 @@ class ModelsScreen(TableScreen):
                 text += " · fine-tune one from the Jobs screen (n)"
         self.query_one("#models-hint", Static).update(text)
 
-    def selected_id(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        try:
-            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        except Exception:  # noqa: BLE001 - no row under the cursor
-            return None
-
     def selected_model(self) -> Model | None:
         mid = self.selected_id()
         return next((m for m in self.models if m.id == mid), None)
@@ -218,24 +182,24 @@ class ModelsScreen(TableScreen):
         self.action_console()
 
     def action_refresh(self) -> None:
-        self._refresh(quiet=False)
+        self._load(quiet=False)
         self.notify("Refreshing models…", timeout=2)
 
     def action_console(self) -> None:
         m = self.selected_model()
         if m is not None:
-            self.app.open_console(model=m.id)  # type: ignore[attr-defined]
+            self.ftui.open_console(model=m.id)
 
     def action_compare(self) -> None:
         m = self.selected_model()
         if m is not None and m.is_fine_tuned and self.base_of(m):
-            self.app.open_console(model=m.id, compare_with=self.base_of(m))  # type: ignore[attr-defined]
+            self.ftui.open_console(model=m.id, compare_with=self.base_of(m))
 
     def action_open_job(self) -> None:
         m = self.selected_model()
         job = self.job_of(m) if m is not None else ""
         if job:
-            self.app.open_job(job)  # type: ignore[attr-defined]
+            self.ftui.open_job(job)
 
     def action_delete(self) -> None:
         m = self.selected_model()
@@ -250,14 +214,13 @@ class ModelsScreen(TableScreen):
     async def _delete(self, model_id: str) -> None:
         from ftui.screens.confirm import ConfirmScreen
 
-        app: Any = self.app
         question = (
             f"Delete the fine-tuned model {visible(model_id)}? Its weights are removed for good."
         )
-        if not await app.push_screen_wait(ConfirmScreen(question, require_text=model_id)):
+        if not await self.app.push_screen_wait(ConfirmScreen(question, require_text=model_id)):
             return
-        client = await app.api()
+        client = await self.ftui.api()
         await client.models.delete(model_id)
-        app.report_ok()
+        self.ftui.report_ok()
         self.notify(f"Deleted {model_id}", markup=False)
         self.show_models([m for m in self.models if m.id != model_id], self.loaded_from or "server")

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -28,13 +28,18 @@ from textual.widgets import (
     Header,
     Input,
     Label,
-    ProgressBar,
     Static,
 )
 
 from ftui import dialects
+from ftui.cache import read_off_thread
 from ftui.client.jobs import JobChoices, JobPlan, plan_create
 from ftui.widgets.base import FtuiScreen
+from ftui.widgets.fields import read_number
+from ftui.widgets.upload import UploadProgress
+
+if TYPE_CHECKING:
+    from ftui.client import Client
 
 PREFERRED_MODELS = ("ada", "babbage-002", "davinci-002", "babbage", "curie", "davinci")
 
@@ -105,17 +110,13 @@ def _number(
     value: str, field_id: str, what: str, problems: list, key: str, integer: bool = True
 ) -> Any:
     """A typed number within the server's limits for ``key`` (None when left empty)."""
-    value = value.strip()
-    if not value:
-        return None
     try:
-        x = int(value) if integer else float(value)
-    except ValueError:
-        kind = "a whole number" if integer else "a number"
-        problems.append((field_id, f"{what} must be {kind}, not {value!r}"))
+        x = read_number(value, integer=integer)
+    except ValueError as exc:
+        problems.append((field_id, f"{what} must be {exc}, not {value.strip()!r}"))
         return None
     bound = dialects.LIMITS[key]
-    if x != x or not bound.holds(x):
+    if x is not None and (x != x or not bound.holds(x)):
         problems.append((field_id, f"{what} must be {bound.describe()}"))
     return x
 
@@ -287,7 +288,7 @@ class NewJobScreen(FtuiScreen):
                         "Positive class", text("nj-positive", "e.g. ' positive' (binary)")
                     )
                     yield from field("F-betas", text("nj-betas", "e.g. 0.5,2 (F1 always)"))
-                yield ProgressBar(id="nj-progress", classes="-hidden", show_eta=False)
+                yield UploadProgress(id="nj-progress")
                 with Horizontal(id="nj-buttons"):
                     yield Button(
                         "Create job (ctrl+r)", id="nj-create", variant="primary", compact=True
@@ -297,14 +298,6 @@ class NewJobScreen(FtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        cached = []
-        try:
-            cached = self.ftui.cache.list_models()
-            self.file_ids = [f.id for f in self.ftui.cache.list_files()]
-            self.caps = self.ftui.cache.get_meta("capabilities")
-        except Exception:  # noqa: BLE001 - the cache is best effort
-            pass
-        self._set_models([m.id for m in cached])
         for fid in ("nj-training", "nj-validation"):
             self.query_one(f"#{fid}", Input).suggester = FileSuggester(self.file_ids)
         if self.initial_training:
@@ -340,6 +333,14 @@ class NewJobScreen(FtuiScreen):
 
     @work(name="options", group="options", exit_on_error=False)
     async def _load_options(self) -> None:
+        """Models, files and the server's dialects: the cache's at once, then the server's."""
+        cache = self.ftui.cache
+        models = await read_off_thread(cache.list_models, default=[])
+        files = await read_off_thread(cache.list_files, default=[])
+        self.file_ids[:] = [f.id for f in files]
+        self.caps = self.caps or await read_off_thread(cache.get_meta, "capabilities")
+        self._set_models([m.id for m in models])
+        self.update_preview()
         client = await self.ftui.api()
         self.caps = await client.capabilities()
         models = await client.models.list()
@@ -430,7 +431,7 @@ class NewJobScreen(FtuiScreen):
             empty = "No models known yet (offline?); type a model id instead"
         else:
             title = "Pick an uploaded file"
-            files = await asyncio.to_thread(self.ftui.cache.list_files)
+            files = await read_off_thread(self.ftui.cache.list_files, default=[])
             options = [
                 (f.id, f"{f.id}  {f.filename}  {f.bytes or 0:,} bytes")
                 for f in files
@@ -482,22 +483,13 @@ class NewJobScreen(FtuiScreen):
             job = await client.jobs.send(plan)
         finally:
             self.creating = False
-            self.query_one("#nj-progress").add_class("-hidden")
         self.ftui.report_ok()
         self.ftui.job_updated(job)
         self.notify(f"Created {job.id}", title="New job", markup=False)
         self.dismiss(job.id)
         self.ftui.open_job(job.id)
 
-    async def _upload(self, client: Any, path: str) -> str:
-        bar = self.query_one("#nj-progress", ProgressBar)
-        bar.remove_class("-hidden")
-        bar.update(total=max(1, os.path.getsize(path)), progress=0)
-
-        def progress(sent: int, total: int) -> None:
-            bar.update(total=max(1, total), progress=sent)
-
-        self.notify(f"Uploading {Path(path).name}…", timeout=3, markup=False)
-        uploaded = await client.files.create(path, on_progress=progress)
+    async def _upload(self, client: Client, path: str) -> str:
+        (uploaded,) = await self.query_one(UploadProgress).upload(client, [path])
         self.file_ids.append(uploaded.id)
         return uploaded.id

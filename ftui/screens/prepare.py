@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Label, ProgressBar, Static
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker
 
-from ftui.screens.files import upload_paths
+from ftui.messages import PrepareChecked, PrepareFailed
+from ftui.textsafe import visible
 from ftui.widgets.base import FtuiScreen
 from ftui.widgets.file_path_input import PathInput
+from ftui.widgets.prepare_check import PrepareCheck
 from ftui.widgets.prepare_report import PrepareReportView
+from ftui.widgets.upload import UploadProgress
 
 if TYPE_CHECKING:
     from ftui.prepare import Report, Written
@@ -69,21 +72,9 @@ class PrepareScreen(FtuiScreen):
     ]
 
     WORKER_WHAT: ClassVar[dict[str, str]] = {
-        "prepare-check": "Checking the file",
         "prepare-apply": "Writing the prepared file",
         "prepare-upload": "Uploading",
     }
-
-    DEFAULT_CSS = """
-    PrepareScreen #prepare-path-row { height: 1; margin: 1 0 0 0; }
-    PrepareScreen #prepare-path-row > Label { width: auto; padding: 0 1; text-style: bold; }
-    PrepareScreen #prepare-matches { height: auto; max-height: 3; padding: 0 1; }
-    PrepareScreen #prepare-matches { color: $text-muted; }
-    PrepareScreen #prepare-matches.-empty { display: none; }
-    PrepareScreen PrepareReportView { height: 1fr; }
-    PrepareScreen #prepare-progress { height: 1; padding: 0 1; }
-    PrepareScreen #prepare-result { height: auto; max-height: 6; padding: 0 1; }
-    """
 
     def __init__(self, path: str | None = None) -> None:
         super().__init__()
@@ -94,20 +85,18 @@ class PrepareScreen(FtuiScreen):
         self.written: Written | None = None
         self.uploaded: list[FileObject] = []
         self._then_new_job = False
+        self.checker = PrepareCheck(
+            "File:", self.initial, empty_hint="Type the path of a file to check", id="prepare-check"
+        )
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(id="prepare-path-row"):
-            yield Label("File:")
-            yield PathInput(self.initial, id="prepare-path", compact=True)
-        yield Static("", id="prepare-matches", markup=False, classes="-empty")
-        yield PrepareReportView(id="prepare-report")
-        yield ProgressBar(id="prepare-progress", show_eta=False)
+        yield self.checker
+        yield UploadProgress(id="prepare-progress")
         yield Static("", id="prepare-result", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(ProgressBar).display = False
         self.view.show_message(
             "Type the path of a training file (CSV, TSV, XLSX, JSON, JSONL or TXT) and press "
             "enter to check it."
@@ -116,39 +105,23 @@ class PrepareScreen(FtuiScreen):
         if self.initial:
             self.check(Path(self.initial).expanduser())
 
+    # The check widget's parts are built with the screen, so these work before it is mounted
+    # (Textual may ask check_action at any time).
     @property
     def view(self) -> PrepareReportView:
-        return self.query_one("#prepare-report", PrepareReportView)
+        return self.checker.view
 
     @property
     def path_input(self) -> PathInput:
-        return self.query_one("#prepare-path", PathInput)
+        return self.checker.path_input
 
     def _result(self, text: str) -> None:
         self.query_one("#prepare-result", Static).update(text)
 
     # -- checking ----------------------------------------------------------------------------
-    @on(PathInput.Completed)
-    def _completed(self, event: PathInput.Completed) -> None:
-        shown = [
-            m.rstrip("/").rsplit("/", 1)[-1] + ("/" if m.endswith("/") else "")
-            for m in event.matches[:40]
-        ]
-        more = f" … ({len(event.matches)})" if len(event.matches) > 40 else ""
-        self._matches("  ".join(shown) + more)
-
-    def _matches(self, text: str) -> None:
-        box = self.query_one("#prepare-matches", Static)
-        box.update(text)
-        box.set_class(not text, "-empty")
-
-    @on(PathInput.Submitted, "#prepare-path")
+    @on(PathInput.Submitted)
     def _submitted(self) -> None:
-        self._matches("")
-        if not self.path_input.value.strip():
-            self.notify("Type the path of a file to check", severity="warning")
-            return
-        self.check(self.path_input.path)
+        self.check(self.checker.path)
 
     def check(self, path: Path) -> None:
         if self.stage in ("checking", "applying", "uploading"):
@@ -158,49 +131,20 @@ class PrepareScreen(FtuiScreen):
         self.written = None
         self.uploaded = []
         self._result("")
-        self.view.show_message(f"Running the checks on {path}…")
+        self.checker.check(path, f"Running the checks on {path}…")
         self.refresh_bindings()
-        self._check(path)
 
-    @work(
-        name="prepare-check",
-        group="prepare-check",
-        exclusive=True,
-        thread=True,
-        exit_on_error=False,
-    )
-    def _check(self, path: Path) -> None:
-        from ftui.prepare import PrepareError, analyze
-
-        if not path.is_file():
-            why = "no such file" if not path.exists() else "not a regular file"
-            self.app.call_from_thread(self._failed, path, f"{path}: {why}")
-            return
-        try:
-            report = analyze(str(path))
-        except PrepareError as exc:
-            self.app.call_from_thread(self._failed, path, exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - a check that breaks is reported, not raised
-            self.app.call_from_thread(
-                self._failed, path, f"the checks failed: {type(exc).__name__}: {exc}"
-            )
-            return
-        self.app.call_from_thread(self._checked, path, report)
-
-    def _failed(self, path: Path, error: Any) -> None:
+    def on_prepare_failed(self, event: PrepareFailed) -> None:
         self.stage = "path"
         self.checked_path = None
-        self.view.show_error(error)
         self._result("✖ Fix the file (or pick another) and press enter to check again.")
         self.path_input.focus()
         self.refresh_bindings()
 
-    def _checked(self, path: Path, report: Report) -> None:
+    def on_prepare_checked(self, event: PrepareChecked) -> None:
         self.stage = "report"
-        self.checked_path = path
-        self.report = report
-        self.view.show_report(report)
+        self.checked_path = event.path
+        self.report = event.report
         self.view.focus()
         self._explain()
         self.refresh_bindings()
@@ -305,36 +249,31 @@ class PrepareScreen(FtuiScreen):
             return
         self._then_new_job = new_job
         self.stage = "uploading"
+        self._result("")
         self.refresh_bindings()
         self._upload(self._paths())
 
+    def _stage_after_upload(self) -> None:
+        self.stage = "written" if self.written is not None else "report"
+        self.refresh_bindings()
+
     @work(name="prepare-upload", group="prepare-upload", exclusive=True, exit_on_error=False)
     async def _upload(self, paths: list[Path]) -> None:
-        from ftui.client import APIError
-
-        app: Any = self.app
-        bar = self.query_one(ProgressBar)
-        status = self.query_one("#prepare-result", Static)
-        bar.display = True
-        uploaded: list[FileObject] = []
-        try:
-            await upload_paths(app, paths, "fine-tune", bar, status, uploaded)
-        except (APIError, OSError) as exc:
-            app.report_error(exc, "Uploading")
-            self.stage = "written" if self.written is not None else "report"
-            self._result(f"✖ Upload failed: {exc}")
-            self.refresh_bindings()
-            return
-        finally:
-            bar.display = False
+        client = await self.ftui.api()
+        uploaded = await self.query_one(UploadProgress).upload(client, paths)
+        self.ftui.report_ok()
         self.uploaded = uploaded
-        self.stage = "written" if self.written is not None else "report"
-        names = ", ".join(f"{f.id} ({f.filename})" for f in uploaded)
+        names = visible(", ".join(f"{f.id} ({f.filename})" for f in uploaded))
         self._result(f"✔ Uploaded {names}")
         self.notify(f"Uploaded {names}", title="Upload", markup=False)
-        self.refresh_bindings()
+        self._stage_after_upload()
         if self._then_new_job:
             self._open_new_job()
+
+    def worker_failed(self, worker: Worker, error: BaseException) -> None:
+        if worker.group == "prepare-upload":
+            self._result(f"✖ Upload failed: {error}")
+            self._stage_after_upload()
 
     def _open_new_job(self) -> None:
         if not self.uploaded:
@@ -346,4 +285,4 @@ class PrepareScreen(FtuiScreen):
                 timeout=8,
                 markup=False,
             )
-        self.app.open_new_job(train.id)  # type: ignore[attr-defined]
+        self.ftui.open_new_job(train.id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,6 +26,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Sta
 
 from ftui.config import BUILTIN_PROFILES, DIALECTS, ConfigError, Profile
 from ftui.widgets.base import TableScreen
+from ftui.widgets.table import VimDataTable
 
 if TYPE_CHECKING:
     from ftui.config import Config
@@ -116,20 +118,6 @@ class ProfileForm(ModalScreen["Profile | None"]):
         Binding("escape", "cancel", "Cancel", id="profile_form.cancel"),
         Binding("ctrl+j", "save", "Save", id="profile_form.save", key_display="^j"),
     ]
-
-    DEFAULT_CSS = """
-    ProfileForm { align: center middle; }
-    ProfileForm > Vertical {
-        width: 72; max-width: 100%; height: auto; max-height: 100%;
-        border: thick $accent; background: $surface; padding: 0 1;
-    }
-    ProfileForm .pf-row { height: 1; margin-bottom: 1; }
-    ProfileForm .pf-row > Label { width: 14; }
-    ProfileForm .pf-row > Input, ProfileForm .pf-row > Select { width: 1fr; }
-    ProfileForm #pf-title { text-style: bold; margin-bottom: 1; }
-    ProfileForm #pf-error { color: $error; height: auto; }
-    ProfileForm #pf-help { color: $text-muted; height: auto; }
-    """
 
     def __init__(self, existing: Profile | None, taken: set[str]) -> None:
         super().__init__()
@@ -243,8 +231,6 @@ class ProfilesScreen(TableScreen):
         Binding("d", "delete", "Delete", id="profiles.delete"),
         Binding("D", "make_default", "Make default", id="profiles.default", show=False),
         Binding("r", "recheck", "Re-check", id="profiles.recheck"),
-        Binding("j", "cursor(1)", "Down", id="profiles.down", show=False),
-        Binding("k", "cursor(-1)", "Up", id="profiles.up", show=False),
     ]
 
     WORKER_WHAT: ClassVar[dict[str, str]] = {
@@ -252,10 +238,7 @@ class ProfilesScreen(TableScreen):
         "profiles-edit": "Editing the profile",
     }
 
-    DEFAULT_CSS = """
-    ProfilesScreen #profiles-table { height: 1fr; }
-    ProfilesScreen #profiles-hint { height: auto; padding: 0 1; color: $text-muted; }
-    """
+    TABLE_ID = "profiles-table"
 
     def __init__(self) -> None:
         super().__init__()
@@ -264,7 +247,7 @@ class ProfilesScreen(TableScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        table: DataTable = DataTable(id="profiles-table", cursor_type="row", zebra_stripes=False)
+        table = VimDataTable(id="profiles-table")
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -274,31 +257,24 @@ class ProfilesScreen(TableScreen):
     def on_mount(self) -> None:
         self.table.focus()
         self.watch(self.app, "online", lambda _v: self._update_active(), init=False)
-        changed = getattr(self.app, "profile_changed", None)
-        if changed is not None:
-            changed.subscribe(self, lambda _p: self.rebuild(check=True))
+        self.ftui.profile_changed.subscribe(self, lambda _p: self.rebuild(check=True))
         self.rebuild(check=True)
 
     # -- state -------------------------------------------------------------------------------
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#profiles-table", DataTable)
-
-    @property
     def config(self) -> Config:
-        return self.app.config  # type: ignore[attr-defined]
+        return self.ftui.config
 
     @property
-    def environ(self) -> Any:
-        return getattr(self.app, "environ", None) or getattr(self.app, "_environ", os.environ)
+    def environ(self) -> Mapping[str, str]:
+        return self.ftui.environ
 
     @property
     def active(self) -> str:
-        return self.app.profile.name  # type: ignore[attr-defined]
+        return self.ftui.profile.name
 
     def _active_reach(self) -> tuple[str, str]:
-        online = getattr(self.app, "online", None)
-        return {True: ("ok", ""), False: ("down", ""), None: ("checking", "")}[online]
+        return {True: ("ok", ""), False: ("down", ""), None: ("checking", "")}[self.ftui.online]
 
     def _row(self, p: Profile) -> tuple:
         is_active = p.name == self.active
@@ -364,13 +340,7 @@ class ProfilesScreen(TableScreen):
             self.table.update_cell(profile.name, "reach", reach_text(*result), update_width=True)
 
     def selected_name(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        try:
-            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        except Exception:  # noqa: BLE001 - no row under the cursor
-            return None
+        return self.selected_id()
 
     # -- actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -392,13 +362,11 @@ class ProfilesScreen(TableScreen):
     def action_switch(self) -> None:
         name = self.selected_name()
         if name and name != self.active:
-            self.app.switch_profile(name)  # type: ignore[attr-defined]
+            self.ftui.switch_profile(name)
 
     def action_recheck(self) -> None:
         self.check_all()
-        poke = getattr(self.app, "poke", None)
-        if poke is not None:
-            poke()
+        self.ftui.poke()
 
     def action_add(self) -> None:
         self._edit(None)
@@ -410,8 +378,7 @@ class ProfilesScreen(TableScreen):
 
     @work(name="profiles-edit", group="profiles-edit", exclusive=True, exit_on_error=False)
     async def _edit(self, existing: Profile | None) -> None:
-        app: Any = self.app
-        profile = await app.push_screen_wait(ProfileForm(existing, set(self.config.profiles)))
+        profile = await self.app.push_screen_wait(ProfileForm(existing, set(self.config.profiles)))
         if profile is None:
             return
         self.config.set_profile(profile)
@@ -422,7 +389,7 @@ class ProfilesScreen(TableScreen):
         self.reach.pop(profile.name, None)
         self.rebuild(check=True)
         if existing is not None and existing.name == self.active and profile != existing:
-            app.switch_profile(profile.name)  # reconnect with the new settings
+            self.ftui.switch_profile(profile.name)  # reconnect with the new settings
 
     def action_delete(self) -> None:
         name = self.selected_name()
@@ -433,8 +400,7 @@ class ProfilesScreen(TableScreen):
     async def _delete(self, name: str) -> None:
         from ftui.screens.confirm import ConfirmScreen
 
-        app: Any = self.app
-        if not await app.push_screen_wait(ConfirmScreen(f"Delete profile {name}?")):
+        if not await self.app.push_screen_wait(ConfirmScreen(f"Delete profile {name}?")):
             return
         self.config.remove_profile(name)
         if await self._save():
@@ -456,7 +422,7 @@ class ProfilesScreen(TableScreen):
         try:
             await asyncio.to_thread(save_config, self.config)
         except (OSError, ConfigError) as exc:
-            self.app.report_error(exc, "Saving the config file")  # type: ignore[attr-defined]
+            self.ftui.report_error(exc, "Saving the config file")
             return False
         return True
 

@@ -12,7 +12,7 @@ import asyncio
 import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
+from ftui.cache import read_off_thread
 from ftui.results import (
     CHARTS,
     METRICS,
@@ -32,6 +33,9 @@ from ftui.results import (
 )
 from ftui.widgets.base import FtuiScreen, StaleNotice
 from ftui.widgets.chart import Line, MetricChart
+
+if TYPE_CHECKING:
+    from ftui.types import Job
 
 SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
 CHART_ORDER = ("loss", "accuracy", "classification")
@@ -69,7 +73,7 @@ class ResultsScreen(FtuiScreen):
         Binding("comma", "page(-1)", "Previous rows", id="results.prev_rows", show=False),
     ]
 
-    WORKER_WHAT = {"load": "Loading results", "export": "Exporting results", "pin": "Pinning"}
+    WORKER_WHAT = {"export": "Exporting results", "pin": "Pinning"}
 
     def __init__(self, job_ids: list[str]) -> None:
         super().__init__()
@@ -79,6 +83,7 @@ class ResultsScreen(FtuiScreen):
         self.columns: dict[str, Columns] = {}
         self._ema_cache: dict[tuple, list[float]] = {}
         self.source: dict[str, str] = {}
+        self.cached_jobs: dict[str, Job | None] = {}
         self.chart = "loss"
         self.by = "step"
         self.smoothing_index = 2
@@ -105,12 +110,21 @@ class ResultsScreen(FtuiScreen):
         self.redraw()
 
     # -- data ------------------------------------------------------------------------------------
-    @work(name="load", group="load", exit_on_error=False)
-    async def _load(self, job_id: str) -> None:
+    def _load(self, job_id: str) -> None:
+        self.run_worker(
+            self._load_rows(job_id),
+            name=f"Loading results of {job_id}",  # what a failure is reported as
+            group="load",
+            exit_on_error=False,
+        )
+
+    async def _load_rows(self, job_id: str) -> None:
         from ftui.client import APIConnectionError, NotFoundError
 
         cache = self.ftui.cache
-        cached = await asyncio.to_thread(cache.results, job_id)
+        if self.ftui.jobs.get(job_id) is None:  # a job known only to the cache: its epochs
+            self.cached_jobs[job_id] = await read_off_thread(cache.get_job, job_id)
+        cached = await read_off_thread(cache.results, job_id)
         if cached:
             await self._set_rows(job_id, cached, "cached results file")
         try:
@@ -124,11 +138,11 @@ class ResultsScreen(FtuiScreen):
             events = await client.jobs.events(job_id)
             rows = rows_from_events(events)
             await self._set_rows(job_id, rows, "metric events so far (no results file yet)")
-        except APIConnectionError as exc:
-            self.ftui.report_error(exc, f"Loading results of {job_id}")
+        except APIConnectionError:
             if not cached:
-                events = await asyncio.to_thread(cache.events, job_id)
+                events = await read_off_thread(cache.events, job_id, default=[])
                 await self._set_rows(job_id, rows_from_events(events), "cached metric events")
+            raise  # reported by the worker-error route
 
     async def _set_rows(self, job_id: str, rows: Sequence[Mapping[str, Any]], source: str) -> None:
         columns = await asyncio.to_thread(Columns, rows)  # the per-cell work, once, off the UI
@@ -140,7 +154,7 @@ class ResultsScreen(FtuiScreen):
         self.redraw()
 
     def n_epochs(self, job_id: str) -> int | None:
-        job = self.ftui.jobs.get(job_id) or self.ftui.cache.get_job(job_id)
+        job = self.ftui.jobs.get(job_id) or self.cached_jobs.get(job_id)
         value = job.hyperparameters.get("n_epochs") if job else None
         return value if isinstance(value, int) else None
 

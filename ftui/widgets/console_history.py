@@ -113,17 +113,6 @@ class HistoryScreen(ModalScreen["dict[str, Any] | None"]):
         Binding("escape", "close", "Close", id="history.close"),
     ]
 
-    DEFAULT_CSS = """
-    HistoryScreen { align: center middle; }
-    HistoryScreen > Vertical {
-        width: 100%; max-width: 100; height: 100%; max-height: 30;
-        border: thick $accent; background: $surface;
-    }
-    HistoryScreen Input { margin: 0 0; }
-    HistoryScreen OptionList { height: 1fr; }
-    HistoryScreen Label { padding: 0 1; color: $text-muted; }
-    """
-
     def __init__(self, entries: list[dict[str, Any]]) -> None:
         super().__init__()
         self.entries = list(reversed(entries))

@@ -9,12 +9,12 @@ person has scrolled up, the log stays where it is and its subtitle counts the ne
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from textual.binding import Binding
 from textual.widgets import Log
 
+from ftui.fmt import fmt_time
 from ftui.textsafe import visible
 
 MAX_LINES = 10_000
@@ -26,7 +26,7 @@ LEVEL_PREFIX = {"warn": "! ", "warning": "! ", "error": "✖ "}
 def format_event(event: Any) -> str:
     """``2024-05-01 12:00:00  message`` (``!`` before warnings, ``✖`` before errors)."""
     ts = getattr(event, "created_at", 0) or 0
-    stamp = datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else " " * 19
+    stamp = fmt_time(ts, seconds=True, missing=" " * 19)
     prefix = LEVEL_PREFIX.get(str(getattr(event, "level", "") or "").lower(), "")
     message = str(getattr(event, "message", "")).replace("\r", " ").replace("\n", " ⏎ ")
     message = visible(message)  # from the server: no escape sequences reach the terminal

@@ -47,12 +47,13 @@ class JobsTable(ScrollView, can_focus=True):
     """Rows of cells under a fixed header, with a row cursor."""
 
     BINDINGS = [
-        Binding("up", "cursor(-1)", "Up", id="table.up", show=False),
-        Binding("down", "cursor(1)", "Down", id="table.down", show=False),
+        # the ids (and j/k, g/G) of every ftui table: ftui.widgets.table.TABLE_KEYS
+        Binding("up,k", "cursor(-1)", "Up", id="table.up", show=False),
+        Binding("down,j", "cursor(1)", "Down", id="table.down", show=False),
         Binding("pageup", "page(-1)", "Page up", id="table.page_up", show=False),
         Binding("pagedown", "page(1)", "Page down", id="table.page_down", show=False),
-        Binding("home", "first", "First", id="table.first", show=False),
-        Binding("end", "last", "Last", id="table.last", show=False),
+        Binding("home,g", "first", "First", id="table.first", show=False),
+        Binding("end,G", "last", "Last", id="table.last", show=False),
         Binding("enter", "select", "Open", id="table.select", show=False),
     ]
 

@@ -18,6 +18,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Checkbox, Input, Label, Static
 
+from ftui.widgets.fields import real, whole
+
 
 class ParamError(ValueError):
     """A parameter that cannot be sent; ``field`` is its name."""
@@ -26,40 +28,6 @@ class ParamError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-def _int(lo: int | None, hi: int | None) -> Callable[[str], int | None]:
-    def parse(text: str) -> int | None:
-        text = text.strip()
-        if not text:
-            return None
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError("a whole number") from None
-        if lo is not None and value < lo:
-            raise ValueError(f"at least {lo}")
-        if hi is not None and value > hi:
-            raise ValueError(f"at most {hi}")
-        return value
-
-    return parse
-
-
-def _float(lo: float, hi: float) -> Callable[[str], float | None]:
-    def parse(text: str) -> float | None:
-        text = text.strip()
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError("a number") from None
-        if math.isnan(value) or not lo <= value <= hi:
-            raise ValueError(f"between {lo:g} and {hi:g}")
-        return value
-
-    return parse
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", ",": ","}
@@ -156,15 +124,15 @@ class Field:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("max_tokens", "max tokens", "64", _int(0, 4096), "tokens to generate (0–4096)"),
-    Field("temperature", "temperature", "1", _float(0, 2), "0 = greedy … 2"),
-    Field("top_p", "top-p", "1", _float(0, 1), "nucleus sampling mass (0–1)"),
-    Field("n", "n", "1", _int(1, 16), "choices per prompt (1–16)"),
+    Field("max_tokens", "max tokens", "64", whole(0, 4096), "tokens to generate (0–4096)"),
+    Field("temperature", "temperature", "1", real(0, 2), "0 = greedy … 2"),
+    Field("top_p", "top-p", "1", real(0, 1), "nucleus sampling mass (0–1)"),
+    Field("n", "n", "1", whole(1, 16), "choices per prompt (1–16)"),
     Field("stop", "stop", "", parse_stop, "up to 4, comma-separated; \\n \\t \\s \\,"),
-    Field("presence_penalty", "presence", "0", _float(-2, 2), "presence penalty (−2…2)"),
-    Field("frequency_penalty", "frequency", "0", _float(-2, 2), "frequency penalty (−2…2)"),
-    Field("logprobs", "logprobs", "5", _int(0, 5), "top alternatives per token (0–5; empty: off)"),
-    Field("seed", "seed", "", _int(-(1 << 63), (1 << 64) - 1), "empty: random"),
+    Field("presence_penalty", "presence", "0", real(-2, 2), "presence penalty (−2…2)"),
+    Field("frequency_penalty", "frequency", "0", real(-2, 2), "frequency penalty (−2…2)"),
+    Field("logprobs", "logprobs", "5", whole(0, 5), "top alternatives per token (0–5; empty: off)"),
+    Field("seed", "seed", "", whole(-(1 << 63), (1 << 64) - 1), "empty: random"),
     Field("logit_bias", "logit bias", "", parse_bias, "token:bias, … (−100…100; −100 bans)"),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS) + ("echo",)

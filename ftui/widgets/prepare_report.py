@@ -18,7 +18,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from ftui.widgets.logprob_view import visible
+from ftui.textsafe import visible
 
 if TYPE_CHECKING:
     from ftui.prepare import PrepareError, Report
