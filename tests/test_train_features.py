@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftui.server import checkpoints as CK
 from ftui.server import train as T
+from ftui.server.jobspec import JobSpec
 from tests.test_train import (
     finish,
     first_token_accuracy,
@@ -597,10 +598,15 @@ def test_lora_is_automatic_above_the_size_threshold(tiny_model_dir):
 
 def test_thread_count_follows_the_spec_or_shares_the_cores(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    assert T.thread_count({"threads": 3}) == 3
-    assert T.thread_count({}) == 16
-    assert T.thread_count({"threads": None, "concurrent_jobs": 3}) == 5
-    assert T.thread_count({"concurrent_jobs": 32}) == 1
+
+    def threads(**given: Any) -> int:
+        minimal = {"training_file": "t.jsonl", "output_dir": "/m", "data_dir": "/d"}
+        return JobSpec.from_json({**minimal, **given}).thread_count()
+
+    assert threads(threads=3) == 3
+    assert threads() == 16
+    assert threads(threads=None, concurrent_jobs=3) == 5
+    assert threads(concurrent_jobs=32) == 1
 
 
 def test_progress_rows_are_json_lines(tmp_path, tiny_model_dir):
