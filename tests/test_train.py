@@ -140,7 +140,8 @@ def test_given_hyperparams_are_kept_and_bad_ones_refused():
     # The multiplier default follows the final batch size, given or not.
     assert jobspec.resolve_hyperparams({"batch_size": 100}, 10).learning_rate_multiplier == 0.2
     # A micro-batch larger than the batch is the batch.
-    assert jobspec.resolve_hyperparams({"batch_size": 4, "micro_batch_size": 9}, 10).micro_batch_size == 4
+    hp = jobspec.resolve_hyperparams({"batch_size": 4, "micro_batch_size": 9}, 10)
+    assert hp.micro_batch_size == 4
     bad_values = ({"n_epochs": 0}, {"batch_size": 2.5}, {"learning_rate_multiplier": -1},
                   {"max_grad_norm": -1}, {"micro_batch_size": 0})  # fmt: skip
     for bad in bad_values:
