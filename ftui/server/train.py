@@ -349,7 +349,9 @@ def ratios(c: dict[str, float]) -> Metrics:
     )
 
 
-def micro_batches(indices: list[int], size: int) -> list[list[int]]:
+def chunks(indices: list[int], size: int) -> list[list[int]]:
+    """``indices`` cut into pieces of ``size`` (the last may be shorter): batches into
+    micro-batches, a sorted validation set into batches."""
     return [indices[k : k + size] for k in range(0, len(indices), size)]
 
 
@@ -660,9 +662,7 @@ class Trainer:
 
     def _step(self, indices: list[int], step: int) -> StepResult:
         """One optimizer step on one batch, run as micro-batches that add up to the batch."""
-        parts = [
-            self._batch(self.train, mb) for mb in micro_batches(indices, self.hp.micro_batch_size)
-        ]
+        parts = [self._batch(self.train, mb) for mb in chunks(indices, self.hp.micro_batch_size)]
         total_weight = sum(t["target_weights"].sum() for t in parts)
         counts: dict[str, float] = {}
         loss_value = 0.0
@@ -733,11 +733,7 @@ class Trainer:
             state,
         )
         metrics = resultsfile.current_metrics(row.values(), CHECKPOINT_METRICS)
-        full = (
-            self.evaluate(micro_batches(self._by_length(), self.hp.batch_size))
-            if self.valid
-            else None
-        )
+        full = self.evaluate(chunks(self._by_length(), self.hp.batch_size)) if self.valid else None
         metrics["full_valid_loss"] = full.loss if full else None
         metrics["full_valid_mean_token_accuracy"] = full.token_accuracy if full else None
         self.progress.write(progress.Checkpoint(pos.step, pos.epoch, str(path), metrics))
@@ -812,7 +808,7 @@ class Trainer:
         try:
             with torch.no_grad():
                 for indices in batches:
-                    for part in micro_batches(indices, self.hp.micro_batch_size):
+                    for part in chunks(indices, self.hp.micro_batch_size):
                         add_counts(totals, self._forward(self._batch(self.valid, part))[1])
         finally:
             self.model.train()
