@@ -13,8 +13,10 @@ SIGTERM keeps its default action.
 The file reads top to bottom as a recipe: examples → batches → encoding → loss → model →
 optimizer and schedule → :class:`Trainer` (setup, then ``fit`` with ``_step``, ``_row``,
 ``_maybe_validate``, ``_maybe_checkpoint``) → ``train_job`` → ``run``. It is over 500 lines
-because the example loading, encoding and model loading still live here; they are one
-concern with the loop (turning examples into training steps) until they move to a shared module.
+as one recipe, examples in and a model out, kept in one file to be read in order (as nanoGPT's
+train.py is); the spec, the hyperparameter rules, the progress rows and the event wording live
+in jobspec, dialects, progress and events. The example loading, tokenisation and model loading
+here are shared with inference in spirit and are the parts that may move out.
 
 torch and transformers are imported inside functions: tests call the pure-Python parts
 (batching, encoding) without them; peft only when LoRA is used.
