@@ -11,13 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftui import dialects
 from ftui.server import events, naming, progress, progresslog, resultsfile
 from ftui.server.store import CheckpointRecord, JobRecord, ModelRecord, Store, new_id, now
 
 KEEP_CHECKPOINTS = 3
-# Job.hyperparams shows what training resolved, in the API's fields.
-SHOWN_HYPERPARAMETERS = (*dialects.HYPERPARAMETERS, "prompt_loss_weight")
 
 
 @dataclass
@@ -84,7 +81,7 @@ class ProgressApplier:
             case progress.Hyperparams():
                 if running:
                     running.total_steps = row.total_steps
-                job.hyperparams = {k: row.values.get(k) for k in SHOWN_HYPERPARAMETERS}
+                job.hyperparams = dict(row.values)  # views.py picks what each dialect shows
             case progress.Started() if running:
                 running.started = True
             case progress.Step():
