@@ -10,6 +10,7 @@ import it without pulling in each other (the same footing as ``ftui.records``).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -50,7 +51,11 @@ def normalize_suffix(suffix: str, dialect: Dialect) -> str:
 
 
 # -- options -------------------------------------------------------------------------------------
+# The hyperparameters both dialects take; the legacy one also takes prompt_loss_weight.
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+# ftui extensions, accepted by both dialects (top level in legacy requests, inside
+# ``hyperparameters`` in current ones): LoRA on/off, gradient clipping, micro-batches.
+EXTENSION_OPTIONS = ("lora", "max_grad_norm", "micro_batch_size")
 
 # Only the legacy endpoint takes these; a request that sets one must go to /v1/fine-tunes.
 LEGACY_ONLY_OPTIONS = (
@@ -80,11 +85,14 @@ class Bound:
 
 
 MAX_SEED = 2147483647
+MAX_BATCH_SIZE = 256
 LIMITS: dict[str, Bound] = {
     "n_epochs": Bound(1, 50),
-    "batch_size": Bound(1, 256),
+    "batch_size": Bound(1, MAX_BATCH_SIZE),
     "learning_rate_multiplier": Bound(0.0, 100.0, low_open=True),
     "prompt_loss_weight": Bound(0.0, 1.0),
+    "max_grad_norm": Bound(0.0, 1e6),  # 0 turns clipping off
+    "micro_batch_size": Bound(1, MAX_BATCH_SIZE),
     "classification_n_classes": Bound(2, 10_000),
     "seed": Bound(0, MAX_SEED),
 }
@@ -93,6 +101,36 @@ METADATA_MAX_PAIRS = 16
 METADATA_KEY_MAX = 64
 METADATA_VALUE_MAX = 512
 INTEGRATIONS_MAX = 5
+
+
+# -- hyperparameter defaults: what a job left at null/"auto" trains with -------------------------
+# The legacy API trains 4 epochs by default; the current API's "auto" is 3 here.
+LEGACY_DEFAULT_N_EPOCHS = 4
+CURRENT_AUTO_N_EPOCHS = 3
+DEFAULT_PROMPT_LOSS_WEIGHT = 0.01
+# Default batch size: this fraction of the training examples (legacy API), within 1..256.
+BATCH_SIZE_FRACTION = 0.002
+# Default learning_rate_multiplier by batch size: up to 4 → 0.05, up to 64 → 0.1, else 0.2.
+LR_MULTIPLIER_BANDS = ((4, 0.05), (64, 0.1))
+LR_MULTIPLIER_ABOVE = 0.2
+# Gradients are clipped to this total norm unless max_grad_norm says otherwise (0 = off).
+DEFAULT_MAX_GRAD_NORM = 1.0
+
+
+def default_n_epochs(dialect: Dialect) -> int:
+    return LEGACY_DEFAULT_N_EPOCHS if dialect == "legacy" else CURRENT_AUTO_N_EPOCHS
+
+
+def default_batch_size(n_examples: int) -> int:
+    # Rounded half up rather than to even.
+    return max(1, min(MAX_BATCH_SIZE, math.floor(n_examples * BATCH_SIZE_FRACTION + 0.5)))
+
+
+def default_lr_multiplier(batch_size: int) -> float:
+    for up_to, multiplier in LR_MULTIPLIER_BANDS:
+        if batch_size <= up_to:
+            return multiplier
+    return LR_MULTIPLIER_ABOVE
 
 
 def is_fine_tuned(model: str) -> bool:

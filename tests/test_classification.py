@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ftui.server import classification as C
+from ftui.server.jobspec import ClassificationOptions as Opts
 from tests.tiny_model import build_tokenizer
 
 # ---------------------------------------------------------------- hand-worked cases
@@ -130,7 +131,7 @@ def _examples(labels: list[str]) -> list[dict]:
 def test_setup_takes_labels_from_both_files_and_renormalises_the_positive_class():
     train = _examples([" positive", " negative", " positive"])
     valid = _examples([" negative", " positive"])
-    setup = C.ClassificationSetup({"positive_class": " positive", "betas": [2]}, train, valid)
+    setup = C.ClassificationSetup(Opts(positive_class=" positive", betas=[2]), train, valid)
     assert setup.labels == [" negative", " positive"] and setup.binary
     setup.bind_tokenizer(build_tokenizer(), eos_id=2)
     assert len(set(setup.token_ids)) == 2
@@ -142,7 +143,7 @@ def test_setup_takes_labels_from_both_files_and_renormalises_the_positive_class(
     assert metrics["classification/accuracy"] == 0.0
     assert metrics["classification/auroc"] == 0.0
     assert metrics["classification/f2.0"] == 0.0
-    multi = C.ClassificationSetup({"n_classes": 2}, train, valid)
+    multi = C.ClassificationSetup(Opts(n_classes=2), train, valid)
     assert multi.metrics(logprobs) == {
         "classification/accuracy": 0.0,
         "classification/weighted_f1_score": 0.0,
@@ -163,14 +164,14 @@ def test_setup_takes_labels_from_both_files_and_renormalises_the_positive_class(
 def test_bad_setups_are_refused_with_a_clear_message(options, labels, valid, needle):
     examples = _examples(labels)
     with pytest.raises(C.ClassificationError, match=needle) as info:
-        C.ClassificationSetup(options, examples, examples if valid else None)
+        C.ClassificationSetup(Opts(**options), examples, examples if valid else None)
     if "n_classes" in options:
         assert "' a', ' b'" in str(info.value)  # it names the labels it found
 
 
 def test_labels_sharing_a_first_token_are_refused_naming_them_and_the_token():
     examples = _examples([" 1", " 0", " positive", " positively"])
-    setup = C.ClassificationSetup({}, examples, examples)
+    setup = C.ClassificationSetup(Opts(), examples, examples)
     with pytest.raises(C.ClassificationError) as info:
         setup.bind_tokenizer(build_tokenizer(), eos_id=2)
     message = str(info.value)
@@ -181,7 +182,7 @@ def test_labels_sharing_a_first_token_are_refused_naming_them_and_the_token():
 def test_chat_examples_cannot_be_classified():
     chat = [{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}]
     with pytest.raises(C.ClassificationError, match="prompt/completion"):
-        C.ClassificationSetup({}, chat, _examples([" a", " b"]))
+        C.ClassificationSetup(Opts(), chat, _examples([" a", " b"]))
 
 
 def test_metric_values_are_finite_numbers_or_none():

@@ -132,7 +132,10 @@ def test_legacy_job_end_to_end(client, server, training_file):
     assert follow(client, job["id"]) == events
 
 
-def test_current_job_end_to_end(client, training_file):
+def test_current_job_end_to_end(client, server, training_file):
+    # ftui's micro_batch_size and max_grad_norm ride along with the standard hyperparameters.
+    hyperparameters = {"n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": "auto"}
+    hyperparameters |= {"micro_batch_size": 3, "max_grad_norm": 0.5}
     created = client.post(
         "/fine_tuning/jobs",
         json={
@@ -141,7 +144,7 @@ def test_current_job_end_to_end(client, training_file):
             "suffix": "sent_v1",
             "seed": 7,
             "metadata": {"team": "nlp"},
-            "hyperparameters": {"n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": "auto"},
+            "hyperparameters": hyperparameters,
         },
     )
     assert created.status_code == 200, created.text
@@ -168,6 +171,9 @@ def test_current_job_end_to_end(client, training_file):
     }
     assert done["trained_tokens"] > 0
     assert isinstance(done["finished_at"], int)
+    # The training process got them: it reports what it trained with.
+    first = (server.data_dir / "jobs" / job["id"] / "progress.jsonl").read_text().splitlines()[0]
+    assert json.loads(first)["micro_batch_size"] == 3 and json.loads(first)["max_grad_norm"] == 0.5
     assert all(isinstance(f, str) for f in done["result_files"])
 
     events = client.get(f"/fine_tuning/jobs/{job['id']}/events", params={"limit": 100}).json()
@@ -416,8 +422,19 @@ def test_fine_tuned_model_can_be_the_base(client, training_file):
             "suffix",
             "1 to 64",
         ),
+        # ftui's training extensions are checked like the standard options.
+        ("/fine-tunes", {"training_file": "$TF", "micro_batch_size": 0}, "micro_batch_size",
+         "between 1 and 256"),
+        ("/fine-tunes", {"training_file": "$TF", "max_grad_norm": -1}, "max_grad_norm",
+         "at least 0.0"),
+        (
+            "/fine_tuning/jobs",
+            {"model": "ada", "training_file": "$TF", "hyperparameters": {"micro_batch_size": 1.5}},
+            "micro_batch_size",
+            "integer",
+        ),
     ],
-)
+)  # fmt: skip
 def test_bad_job_parameters(client, training_file, tmp_path, path, body, param, words):
     results = tmp_path / "r.csv"
     results.write_text("a\n")

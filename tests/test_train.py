@@ -14,6 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ftui.server import jobspec
 from ftui.server import train as T
 from tests.tiny_model import EOS, build_tokenizer, make_sentiment_examples
 
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 STEP_KEYS = {
     "type", "step", "epoch", "total_steps", "elapsed_tokens", "elapsed_examples",
     "training_loss", "training_sequence_accuracy", "training_token_accuracy", "tokens", "time",
-    "learning_rate",
+    "learning_rate", "grad_norm",
 }  # fmt: skip
 
 
@@ -110,33 +111,42 @@ def tokenizer():
      (10**6, 256, 0.2)],
 )  # fmt: skip
 def test_null_hyperparams_resolve_with_legacy_defaults(n_examples, batch_size, multiplier):
-    hp = T.resolve_hyperparams(
+    hp = jobspec.resolve_hyperparams(
         {"n_epochs": None, "batch_size": None, "learning_rate_multiplier": None}, n_examples
     )
-    assert hp == {
+    assert hp.as_dict() == {
         "n_epochs": 4,
         "batch_size": batch_size,
         "learning_rate_multiplier": multiplier,
         "prompt_loss_weight": 0.01,
+        "max_grad_norm": 1.0,
+        "micro_batch_size": batch_size,
     }
+    # The current API's "auto" trains 3 epochs.
+    assert jobspec.resolve_hyperparams({}, n_examples, "current").n_epochs == 3
 
 
 def test_given_hyperparams_are_kept_and_bad_ones_refused():
-    hp = T.resolve_hyperparams(
-        {"n_epochs": 2, "batch_size": 3, "learning_rate_multiplier": 0.5, "prompt_loss_weight": 0},
-        1000,
-    )
-    assert hp == {
+    requested = {"n_epochs": 2, "batch_size": 3, "learning_rate_multiplier": 0.5}
+    requested |= {"prompt_loss_weight": 0, "max_grad_norm": 0, "micro_batch_size": 2}
+    assert jobspec.resolve_hyperparams(requested, 1000).as_dict() == {
         "n_epochs": 2,
         "batch_size": 3,
         "learning_rate_multiplier": 0.5,
         "prompt_loss_weight": 0.0,
+        "max_grad_norm": 0.0,
+        "micro_batch_size": 2,
     }
     # The multiplier default follows the final batch size, given or not.
-    assert T.resolve_hyperparams({"batch_size": 100}, 10)["learning_rate_multiplier"] == 0.2
-    for bad in ({"n_epochs": 0}, {"batch_size": 2.5}, {"learning_rate_multiplier": -1}):
+    assert jobspec.resolve_hyperparams({"batch_size": 100}, 10).learning_rate_multiplier == 0.2
+    # A micro-batch larger than the batch is the batch.
+    hp = jobspec.resolve_hyperparams({"batch_size": 4, "micro_batch_size": 9}, 10)
+    assert hp.micro_batch_size == 4
+    bad_values = ({"n_epochs": 0}, {"batch_size": 2.5}, {"learning_rate_multiplier": -1},
+                  {"max_grad_norm": -1}, {"micro_batch_size": 0})  # fmt: skip
+    for bad in bad_values:
         with pytest.raises(T.TrainError, match=next(iter(bad))):
-            T.resolve_hyperparams(bad, 100)
+            jobspec.resolve_hyperparams(bad, 100)
 
 
 def test_batches_cover_every_example_once_grouped_by_length_and_seeded():
@@ -229,7 +239,7 @@ def test_weighted_loss_equals_hand_computation_including_eos_target(tiny_model_d
     plw = 0.25
     batch = T.collate(examples, eos, plw)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    loss, metrics = T.weighted_loss_and_metrics(
+    loss, counts = T.loss_and_counts(
         logits, batch["input_ids"], batch["target_weights"], batch["completion_targets"]
     )
 
@@ -245,7 +255,7 @@ def test_weighted_loss_equals_hand_computation_including_eos_target(tiny_model_d
     # " positive" / " negative" are one token each, then EOS: 2 completion targets per example.
     assert den == pytest.approx(sum(2 + plw * (len(e.ids) - 3) for e in examples))
     assert loss.item() == pytest.approx(num / den, rel=1e-5)
-    assert metrics["loss"] == loss.item()
+    assert T.ratios(counts).loss == pytest.approx(loss.item(), rel=1e-6)
     # The EOS target of the shorter, padded row is counted; its padding is not.
     short = len(examples[0].ids)
     assert batch["completion_targets"][0, short - 2] and batch["input_ids"][0, short - 1] == eos
@@ -256,12 +266,12 @@ def test_weighted_loss_equals_hand_computation_including_eos_target(tiny_model_d
     alone = T.collate(examples[:1], eos, plw)
     padded = T.collate([examples[0], T.Encoded(examples[0].ids * 3, examples[0].completion * 3)],
                        eos, plw)  # fmt: skip
-    l_alone, _ = T.weighted_loss_and_metrics(
+    l_alone, _ = T.loss_and_counts(
         model(input_ids=alone["input_ids"]).logits, alone["input_ids"],
         alone["target_weights"], alone["completion_targets"],
     )  # fmt: skip
     first_row = {k: v[:1] for k, v in padded.items()}
-    l_padded, _ = T.weighted_loss_and_metrics(
+    l_padded, _ = T.loss_and_counts(
         model(input_ids=first_row["input_ids"], attention_mask=first_row["attention_mask"]).logits,
         first_row["input_ids"], first_row["target_weights"], first_row["completion_targets"],
     )  # fmt: skip
@@ -282,11 +292,11 @@ def test_sequence_and_token_accuracy_count_completion_targets_only():
     for row, preds in enumerate(predicted):
         for j, p in enumerate(preds):
             logits[row, j, p] = 10.0
-    _, m = T.weighted_loss_and_metrics(
+    _, m = T.loss_and_counts(
         logits, batch["input_ids"], batch["target_weights"], batch["completion_targets"]
     )
-    assert m["sequence_accuracy"] == pytest.approx(2 / 3)
-    assert m["token_accuracy"] == pytest.approx(5 / 6)
+    assert T.ratios(m).sequence_accuracy == pytest.approx(2 / 3)
+    assert T.ratios(m).token_accuracy == pytest.approx(5 / 6)
 
 
 # ---------------------------------------------------------------- whole jobs
@@ -311,6 +321,8 @@ def test_training_job_learns_and_reports_every_step(tmp_path, tiny_model_dir):
         "batch_size": 16,
         "learning_rate_multiplier": pytest.approx(10 / 3),
         "prompt_loss_weight": 0.01,
+        "max_grad_norm": 1.0,
+        "micro_batch_size": 16,
         "n_examples": 400,
         "total_steps": total,
         "lora": False,  # a small model: full fine-tuning by default

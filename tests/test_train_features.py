@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftui.server import checkpoints as CK
 from ftui.server import train as T
+from ftui.server.jobspec import JobSpec
 from tests.test_train import (
     finish,
     first_token_accuracy,
@@ -597,10 +598,15 @@ def test_lora_is_automatic_above_the_size_threshold(tiny_model_dir):
 
 def test_thread_count_follows_the_spec_or_shares_the_cores(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    assert T.thread_count({"threads": 3}) == 3
-    assert T.thread_count({}) == 16
-    assert T.thread_count({"threads": None, "concurrent_jobs": 3}) == 5
-    assert T.thread_count({"concurrent_jobs": 32}) == 1
+
+    def threads(**given: Any) -> int:
+        minimal = {"training_file": "t.jsonl", "output_dir": "/m", "data_dir": "/d"}
+        return JobSpec.from_json({**minimal, **given}).thread_count()
+
+    assert threads(threads=3) == 3
+    assert threads() == 16
+    assert threads(threads=None, concurrent_jobs=3) == 5
+    assert threads(concurrent_jobs=32) == 1
 
 
 def test_progress_rows_are_json_lines(tmp_path, tiny_model_dir):
@@ -622,3 +628,78 @@ def test_progress_rows_are_json_lines(tmp_path, tiny_model_dir):
     last = [r for r in rows if r["type"] == "step"][-1]
     # Every validation example is negative: AUROC and AUPRC are undefined → null.
     assert last["classification/auroc"] is None and last["classification/auprc"] is None
+
+
+# ---------------------------------------------------------------- micro-batches and clipping
+
+
+def test_micro_batches_train_exactly_like_whole_batches(tmp_path, tiny_model_dir):
+    """batch_size 8 run as micro-batches of 2 (and of 3: uneven) is the same training: Σ w·ce
+    over the batch divided by the batch's Σ w, whatever pieces it is computed in."""
+    train = make_sentiment_examples(32, seed=15)
+    valid = make_sentiment_examples(8, seed=16)
+
+    def job(name: str, **extra: Any) -> Path:
+        return make_job(tmp_path / name, tiny_model_dir, train, valid, seed=6,
+                        spec={"validation_every": 2}, n_epochs=2, batch_size=8,
+                        learning_rate_multiplier=1, **extra)  # fmt: skip
+
+    whole, by_two, by_three = (
+        job("whole"),
+        job("two", micro_batch_size=2),
+        job("three", micro_batch_size=3),
+    )
+    assert T.run(whole) == 0 and T.run(by_two) == 0 and T.run(by_three) == 0
+    assert progress(by_two)[0]["micro_batch_size"] == 2
+    reference = steps_of(whole)
+    for other in (by_two, by_three):
+        steps = steps_of(other)
+        assert len(steps) == len(reference) == 8
+        for a, b in zip(reference, steps, strict=True):
+            assert (a["tokens"], a["elapsed_examples"]) == (b["tokens"], b["elapsed_examples"])
+            assert abs(a["training_loss"] - b["training_loss"]) < 1e-5
+            assert abs(a["grad_norm"] - b["grad_norm"]) < 1e-4 * a["grad_norm"]
+            assert a["training_token_accuracy"] == b["training_token_accuracy"]
+            if "validation_loss" in a:
+                assert abs(a["validation_loss"] - b["validation_loss"]) < 1e-5
+        wa, wb = weights(whole / "model"), weights(other / "model")
+        assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5
+
+
+def test_gradient_clipping_scales_to_the_max_norm_and_can_be_turned_off(tmp_path, tiny_model_dir):
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=1.0)
+
+    def grads_of(scale: float) -> float:
+        optimizer.zero_grad()
+        (layer(torch.ones(2, 4)).sum() * scale).backward()
+        return float(torch.nn.utils.get_total_norm([p.grad for p in layer.parameters()]))
+
+    norm = grads_of(10.0)
+    assert T.clip_gradients(optimizer, 1.0) == pytest.approx(norm)  # the norm before clipping
+    assert grads_of_now(layer) == pytest.approx(1.0, rel=1e-5)
+    norm = grads_of(10.0)
+    assert T.clip_gradients(optimizer, 0) == pytest.approx(norm)  # 0: reported, not clipped
+    assert grads_of_now(layer) == pytest.approx(norm)
+    small = grads_of(1e-3)
+    T.clip_gradients(optimizer, 1.0)  # below the bound: left as it is
+    assert grads_of_now(layer) == pytest.approx(small)
+
+    # In a job: the default clips at 1.0, which changes training when gradients are larger.
+    train = make_sentiment_examples(24, seed=17)
+
+    def run(name: str, **extra: Any) -> list[dict]:
+        job = make_job(tmp_path / name, tiny_model_dir, train, seed=2, n_epochs=1,
+                       batch_size=8, learning_rate_multiplier=1, **extra)  # fmt: skip
+        assert T.run(job) == 0, progress(job)[-1]
+        return steps_of(job)
+
+    clipped, unclipped = run("clipped"), run("unclipped", max_grad_norm=0)
+    assert clipped[0]["grad_norm"] == unclipped[0]["grad_norm"] > 1.0  # same start, clipped
+    assert clipped[0]["training_loss"] == unclipped[0]["training_loss"]
+    assert clipped[-1]["training_loss"] != unclipped[-1]["training_loss"]
+
+
+def grads_of_now(layer: torch.nn.Module) -> float:
+    return float(torch.nn.utils.get_total_norm([p.grad for p in layer.parameters()]))

@@ -42,6 +42,13 @@ if TYPE_CHECKING:
     from ftui.client import Client
 
 PREFERRED_MODELS = ("ada", "babbage-002", "davinci-002", "babbage", "curie", "davinci")
+# The defaults the server resolves "auto" to, as ftui.dialects states them.
+EPOCHS_HINT = f"auto (legacy default {dialects.LEGACY_DEFAULT_N_EPOCHS})"
+BATCH_HINT = f"auto (≈{dialects.BATCH_SIZE_FRACTION:.1%} of examples)"
+LR_HINT = (
+    f"auto ({dialects.LR_MULTIPLIER_BANDS[0][1]:g}–{dialects.LR_MULTIPLIER_ABOVE:g} by batch size)"
+)
+PLW_HINT = f"{dialects.DEFAULT_PROMPT_LOSS_WEIGHT:g} (legacy API)"
 
 
 def _bundled(name: str) -> str:
@@ -270,14 +277,10 @@ class NewJobScreen(FtuiScreen):
                 )
                 yield from field("Suffix", text("nj-suffix", "none", max_length=80))
                 yield Static("", id="nj-suffix-check")
-                yield from field("Epochs", text("nj-epochs", "auto (legacy default 4)", "integer"))
-                yield from field(
-                    "Batch size", text("nj-batch", "auto (≈0.2% of examples)", "integer")
-                )
-                yield from field(
-                    "LR multiplier", text("nj-lr", "auto (0.05–0.2 by batch size)", "number")
-                )
-                yield from field("Prompt loss wt", text("nj-plw", "0.01 (legacy API)", "number"))
+                yield from field("Epochs", text("nj-epochs", EPOCHS_HINT, "integer"))
+                yield from field("Batch size", text("nj-batch", BATCH_HINT, "integer"))
+                yield from field("LR multiplier", text("nj-lr", LR_HINT, "number"))
+                yield from field("Prompt loss wt", text("nj-plw", PLW_HINT, "number"))
                 yield from field("Seed", text("nj-seed", "random", "integer"))
                 yield Checkbox(
                     "Classification metrics (legacy API)", id="nj-classification", compact=True

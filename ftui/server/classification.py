@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ftui.server.train import TrainError
+from ftui.server.jobspec import ClassificationOptions, TrainError
 
 KEY_PREFIX = "classification/"
 THRESHOLD = 0.5
@@ -168,7 +168,7 @@ class ClassificationSetup:
 
     def __init__(
         self,
-        options: dict[str, Any],
+        options: ClassificationOptions,
         train: list[dict],
         valid: list[dict] | None,
     ) -> None:
@@ -183,9 +183,7 @@ class ClassificationSetup:
                 "class label); these files contain chat examples."
             )
         self.labels = sorted({e["completion"] for e in [*valid, *train]})
-        n_classes = options.get("n_classes")
-        positive = options.get("positive_class")
-        betas = options.get("betas")
+        n_classes, positive, betas = options.n_classes, options.positive_class, options.betas
         self.betas = [1.0] if betas is None else [float(b) for b in betas]
         if betas is not None and (
             not self.betas or any(not np.isfinite(b) or b <= 0 for b in self.betas)

@@ -9,21 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ftui.server import naming, progresslog
+from ftui.server import events, naming, progress, progresslog, resultsfile
 from ftui.server.store import CheckpointRecord, JobRecord, ModelRecord, Store, new_id, now
 
 KEEP_CHECKPOINTS = 3
-HYPERPARAM_KEYS = ("n_epochs", "batch_size", "learning_rate_multiplier", "prompt_loss_weight")
 
 
 @dataclass
 class RunningJob:
     job_id: str
     process: asyncio.subprocess.Process
-    progress_path: Path
     started_at: float = field(default_factory=time.time)
     first_step: int | None = None
     total_steps: int | None = None
@@ -48,49 +45,64 @@ class ProgressApplier:
     def _save(self, job: JobRecord) -> None:
         raise NotImplementedError
 
+    def announce(
+        self,
+        job: JobRecord,
+        kind: str,
+        *,
+        data: dict[str, Any] | None = None,
+        event_type: str = "message",
+        created_at: int | None = None,
+        **fields: Any,
+    ) -> None:
+        """The event for this moment in the job's dialect (events.MESSAGES), if it has one."""
+        said = events.wording(kind, job.dialect, **fields)
+        if said is not None:
+            message, level = said
+            self.emit(job, message, level=level, type=event_type, data=data, created_at=created_at)
+
     def _apply_progress(self, job_id: str, running: RunningJob | None) -> None:
         """Apply the complete lines the child appended since the job's stored offset."""
         job = self.store.get_job(job_id)
         if job is None:
             return
         path = self.store.job_dir(job_id) / progresslog.FILE_NAME
-        for offset, message in progresslog.read_complete(path, job.progress_offset):
+        for offset, row in progress.read(path, job.progress_offset):
             with self.store.transaction():
                 job = self.store.get_job(job_id)
                 assert job is not None
-                if message is not None and not job.terminal:
-                    self._handle(job, running, message)
+                if row is not None and not job.terminal:
+                    self._handle(job, running, row)
                 job.progress_offset = offset
                 self._save(job)
 
-    def _handle(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
-        if kind == "hyperparams":
-            if running:
-                running.total_steps = msg.get("total_steps")
-            job.hyperparams = {k: msg[k] for k in HYPERPARAM_KEYS}
-        elif kind == "started" and running:
-            running.started = True
-        elif kind == "step":
-            self._on_step(job, running, msg)
-        elif kind == "epoch" and msg["epoch"] > job.max_epoch:
-            job.max_epoch = msg["epoch"]
-            if job.dialect == "legacy":
-                self.emit(job, f"Completed epoch {msg['epoch']}/{msg['n_epochs']}")
-        elif kind == "checkpoint":
-            self._on_checkpoint(job, msg)
-        elif kind == "paused" and running:
-            running.paused_step = msg.get("step")
-        elif kind == "model_saved" and running:
-            running.model_path = msg["path"]
-        elif kind == "failed" and running:
-            running.failure = msg.get("message") or "Training failed."
-            running.failure_code = msg.get("code") or running.failure_code
+    def _handle(self, job: JobRecord, running: RunningJob | None, row: progress.Row) -> None:
+        match row:
+            case progress.Hyperparams():
+                if running:
+                    running.total_steps = row.total_steps
+                job.hyperparams = dict(row.values)  # views.py picks what each dialect shows
+            case progress.Started() if running:
+                running.started = True
+            case progress.Step():
+                self._on_step(job, running, row)
+            case progress.Epoch() if row.epoch > job.max_epoch:
+                job.max_epoch = row.epoch
+                self.announce(job, "epoch", epoch=row.epoch, n_epochs=row.n_epochs)
+            case progress.Checkpoint():
+                self._on_checkpoint(job, row)
+            case progress.Paused() if running:
+                running.paused_step = row.step
+            case progress.ModelSaved() if running:
+                running.model_path = row.path
+            case progress.Failed() if running:
+                running.failure = row.message or "Training failed."
+                running.failure_code = row.code or running.failure_code
 
-    def _on_step(self, job: JobRecord, running: RunningJob | None, msg: dict[str, Any]) -> None:
-        step = msg["step"]
-        total = msg.get("total_steps") or (running.total_steps if running else None)
-        job.trained_tokens = msg.get("elapsed_tokens")
+    def _on_step(self, job: JobRecord, running: RunningJob | None, row: progress.Step) -> None:
+        step = row.step
+        total = row.total_steps or (running.total_steps if running else None)
+        job.trained_tokens = row.elapsed_tokens
         if running and total:
             if running.first_step is None:
                 running.first_step, running.started_at = step, time.time()
@@ -100,19 +112,19 @@ class ProgressApplier:
         if step <= job.max_step:
             return  # redone after a resume: announced already
         job.max_step = step
-        if job.dialect == "current":
-            data = {
-                "step": step,
-                "train_loss": msg.get("training_loss"),
-                "train_mean_token_accuracy": msg.get("training_token_accuracy"),
-                "total_steps": total,
-            }
-            message = f"Step {step}/{total}: training loss={msg.get('training_loss', 0):.2f}"
-            if msg.get("validation_loss") is not None:
-                data["valid_loss"] = msg["validation_loss"]
-                data["valid_mean_token_accuracy"] = msg.get("validation_token_accuracy")
-                message += f", validation loss={msg['validation_loss']:.2f}"
-            self.emit(job, message, type="metrics", data=data)
+        values = row.values()
+        data = {
+            "step": step,
+            **resultsfile.current_metrics(values, resultsfile.EVENT_METRICS),
+            "total_steps": total,
+        }
+        fields: dict[str, Any] = {"step": step, "total": total, "loss": row.training.loss or 0}
+        kind = "metrics"
+        if row.validation is not None and row.validation.loss is not None:
+            data.update(resultsfile.current_metrics(values, resultsfile.EVENT_VALIDATION_METRICS))
+            fields["validation_loss"] = row.validation.loss
+            kind = "metrics_with_validation"
+        self.announce(job, kind, data=data, event_type="metrics", **fields)
 
     def _model_name(self, job: JobRecord, when: int) -> str:
         if job.dialect == "legacy":
@@ -120,8 +132,8 @@ class ProgressApplier:
         assert job.model_tag
         return naming.current_name(job.model, job.organization_id, job.suffix, job.model_tag)
 
-    def _on_checkpoint(self, job: JobRecord, msg: dict[str, Any]) -> None:
-        step = msg["step"]
+    def _on_checkpoint(self, job: JobRecord, row: progress.Checkpoint) -> None:
+        step = row.step
         if any(c.step == step for c in self.store.checkpoints(job.id)):
             return  # rewritten after a resume: the same weights at the same place
         if job.dialect == "current":
@@ -129,7 +141,7 @@ class ProgressApplier:
         else:
             model_id = naming.checkpoint_name(job.id, step)
         record = CheckpointRecord(
-            new_id("ftckpt_"), job.id, now(), step, model_id, msg["path"], msg.get("metrics") or {}
+            new_id("ftckpt_"), job.id, now(), step, model_id, row.path, row.metrics or {}
         )
         self.store.add_checkpoint(record)
         self.store.add_model(
@@ -139,12 +151,11 @@ class ProgressApplier:
                 job.organization_id,
                 job.id,
                 naming.base_stem(job.model),
-                msg["path"],
+                row.path,
                 kind="checkpoint",
             )
         )
-        if job.dialect == "current":  # the legacy service had no checkpoints to announce
-            self.emit(job, f"Checkpoint created at step {step}", data={"step": step})
+        self.announce(job, "checkpoint", data={"step": step}, step=step)
         for old in self.store.checkpoints(job.id)[:-KEEP_CHECKPOINTS]:
             self.store.delete_checkpoint(old)
 
@@ -152,7 +163,7 @@ class ProgressApplier:
         """One row per step from the progress log; a step redone after a resume counts once."""
         rows: dict[int, dict[str, Any]] = {}
         path = self.store.job_dir(job_id) / progresslog.FILE_NAME
-        for _, message in progresslog.read_complete(path, 0):
-            if message is not None and message.get("type") == "step":
-                rows[message["step"]] = message
+        for _, row in progress.read(path, 0):
+            if isinstance(row, progress.Step):
+                rows[row.step] = row.values()
         return [rows[step] for step in sorted(rows)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from ftui import dialects
 from ftui.server import params
 from ftui.server.errors import bad_request, shorten
 from ftui.server.store import JobRecord, Store, new_id, now
@@ -24,7 +25,7 @@ LEGACY_FIELDS = {
     "suffix",
     "seed",
     "hyperparameters",  # the v1 SDK's stub of this endpoint sent it
-    "lora",  # ftui extension: true/false; absent = LoRA only for large base models
+    *dialects.EXTENSION_OPTIONS,  # ftui extensions: lora, max_grad_norm, micro_batch_size
 }
 CURRENT_FIELDS = {
     "model",
@@ -37,9 +38,18 @@ CURRENT_FIELDS = {
     "method",
     "metadata",
 }
-HYPERPARAMETER_FIELDS = {"n_epochs", "batch_size", "learning_rate_multiplier"}
+HYPERPARAMETER_FIELDS = set(dialects.HYPERPARAMETERS)
 METHOD_FIELDS = {"type", "supervised"}
-MAX_SEED = 2147483647
+# Options checked as whole numbers; the others in dialects.LIMITS are any number.
+WHOLE_NUMBERS = {"n_epochs", "batch_size", "micro_batch_size", "classification_n_classes", "seed"}
+
+
+def _bounded(body: dict[str, Any], key: str) -> Any:
+    """The option checked against its bound in dialects.LIMITS (None when absent)."""
+    bound = dialects.LIMITS[key]
+    if key in WHOLE_NUMBERS:
+        return params.integer(body, key, int(bound.lo), int(bound.hi))
+    return params.number(body, key, bound.lo, bound.hi, lo_inclusive=not bound.low_open)
 
 
 def _check_file(store: Store, file_id: str | None, param: str) -> None:
@@ -59,8 +69,7 @@ def _check_file(store: Store, file_id: str | None, param: str) -> None:
 
 
 def _check_model(store: Store, model: str) -> None:
-    looks_fine_tuned = model.startswith("ft:") or ":ft-" in model
-    if looks_fine_tuned and store.get_model(model) is None:
+    if dialects.is_fine_tuned(model) and store.get_model(model) is None:
         raise bad_request(
             f"Invalid base model: {shorten(model)} is not a fine-tuned model on this server.",
             param="model",
@@ -68,17 +77,23 @@ def _check_model(store: Store, model: str) -> None:
 
 
 def _hyperparameters(body: dict[str, Any], *, allow_auto: bool) -> dict[str, Any]:
-    def check(source: dict[str, Any], key: str) -> Any:
-        if key == "n_epochs":
-            return params.integer(source, key, 1, 50)
-        if key == "batch_size":
-            return params.integer(source, key, 1, 256)
-        return params.number(source, key, 0.0, 100.0, lo_inclusive=False)
-
     out = {}
-    for key in HYPERPARAMETER_FIELDS:
-        out[key] = params.auto_or(body, key, check) if allow_auto else check(body, key)
+    for key in dialects.HYPERPARAMETERS:
+        out[key] = params.auto_or(body, key, _bounded) if allow_auto else _bounded(body, key)
     return out
+
+
+def _extensions(body: dict[str, Any], *, allow_auto: bool) -> dict[str, Any]:
+    """ftui's own options: ``lora`` (true/false; absent = LoRA only for large base models),
+    ``max_grad_norm`` (0 turns clipping off) and ``micro_batch_size``."""
+
+    def check(source: dict[str, Any], key: str) -> Any:
+        return params.boolean(source, key) if key == "lora" else _bounded(source, key)
+
+    return {
+        key: params.auto_or(body, key, check) if allow_auto else check(body, key)
+        for key in dialects.EXTENSION_OPTIONS
+    }
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -113,18 +128,19 @@ def _nested_hyperparameters(body: dict[str, Any]) -> dict[str, Any]:
         params.reject_unknown(supervised, {"hyperparameters"}, where="method.supervised")
         nested = _object(supervised.get("hyperparameters", {}), "method.supervised.hyperparameters")
         raw = {**raw, **nested}
-    params.reject_unknown(raw, HYPERPARAMETER_FIELDS | {"lora"})
-    out = _hyperparameters(raw, allow_auto=True)
-    out["lora"] = params.auto_or(raw, "lora", params.boolean)  # ftui extension
-    return out
+    params.reject_unknown(raw, HYPERPARAMETER_FIELDS | set(dialects.EXTENSION_OPTIONS))
+    return {**_hyperparameters(raw, allow_auto=True), **_extensions(raw, allow_auto=True)}
 
 
 def _integrations(body: dict[str, Any]) -> list[dict[str, Any]] | None:
     integrations = body.get("integrations")
     if integrations is None:
         return None
-    if not isinstance(integrations, list) or len(integrations) > 5:
-        raise bad_request("'integrations' must be a list of at most 5 items.", param="integrations")
+    if not isinstance(integrations, list) or len(integrations) > dialects.INTEGRATIONS_MAX:
+        raise bad_request(
+            f"'integrations' must be a list of at most {dialects.INTEGRATIONS_MAX} items.",
+            param="integrations",
+        )
     for index, item in enumerate(integrations):
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
             where = f"integrations[{index}]"
@@ -136,15 +152,15 @@ def _integrations(body: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def _seed(body: dict[str, Any]) -> int:
-    seed = params.integer(body, "seed", 0, MAX_SEED)
-    return seed if seed is not None else secrets.randbelow(MAX_SEED)
+    seed = _bounded(body, "seed")
+    return seed if seed is not None else secrets.randbelow(dialects.MAX_SEED)
 
 
 def _classification(body: dict[str, Any]) -> dict[str, Any]:
     out = {
         "compute_classification_metrics": params.boolean(body, "compute_classification_metrics")
         or False,
-        "classification_n_classes": params.integer(body, "classification_n_classes", 2, 10_000),
+        "classification_n_classes": _bounded(body, "classification_n_classes"),
         "classification_positive_class": params.string(body, "classification_positive_class"),
         "classification_betas": params.number_list(body, "classification_betas"),
     }
@@ -168,14 +184,13 @@ def legacy_job(store: Store, body: dict[str, Any], organization_id: str, default
     training_file = params.string(body, "training_file", required=True)
     validation_file = params.string(body, "validation_file")
     model = params.string(body, "model") or default_model
-    suffix = params.string(body, "suffix", max_length=40)
+    suffix = params.string(body, "suffix", max_length=dialects.LEGACY_SUFFIX_MAX)
     nested = _nested_hyperparameters(body) if "hyperparameters" in body else {}
     requested = _hyperparameters(body, allow_auto=False)
-    requested = {k: requested[k] if requested[k] is not None else nested.get(k) for k in requested}
-    requested["lora"] = params.boolean(body, "lora")
-    if requested["lora"] is None:
-        requested["lora"] = nested.get("lora")
-    requested["prompt_loss_weight"] = params.number(body, "prompt_loss_weight", 0.0, 1.0)
+    requested |= _extensions(body, allow_auto=False)
+    # Top-level values win over the nested object's.
+    requested = {k: v if v is not None else nested.get(k) for k, v in requested.items()}
+    requested["prompt_loss_weight"] = _bounded(body, "prompt_loss_weight")
     requested.update(_classification(body))
     return _record(
         store,
@@ -196,18 +211,22 @@ def current_job(store: Store, body: dict[str, Any], organization_id: str):
     model = params.string(body, "model", required=True)
     training_file = params.string(body, "training_file", required=True)
     validation_file = params.string(body, "validation_file")
-    suffix = params.string(body, "suffix", max_length=64)
+    suffix = params.string(body, "suffix", max_length=dialects.CURRENT_SUFFIX_MAX)
     requested = _nested_hyperparameters(body)
     metadata = body.get("metadata")
     if metadata is not None and (
         not isinstance(metadata, dict)
-        or len(metadata) > 16
-        or any(not isinstance(k, str) or len(k) > 64 for k in metadata)
-        or any(not isinstance(v, str) or len(v) > 512 for v in metadata.values())
+        or len(metadata) > dialects.METADATA_MAX_PAIRS
+        or any(not isinstance(k, str) or len(k) > dialects.METADATA_KEY_MAX for k in metadata)
+        or any(
+            not isinstance(v, str) or len(v) > dialects.METADATA_VALUE_MAX
+            for v in metadata.values()
+        )
     ):
         raise bad_request(
-            "'metadata' must be an object of at most 16 string pairs (keys up to 64 "
-            "characters, values up to 512).",
+            f"'metadata' must be an object of at most {dialects.METADATA_MAX_PAIRS} string "
+            f"pairs (keys up to {dialects.METADATA_KEY_MAX} characters, values up to "
+            f"{dialects.METADATA_VALUE_MAX}).",
             param="metadata",
         )
     integrations = _integrations(body)

@@ -7,8 +7,7 @@ import secrets
 import string
 import time
 
-_LEGACY_SUFFIX_JUNK = re.compile(r"[\W_]+")
-_CURRENT_SUFFIX_JUNK = re.compile(r"[^A-Za-z0-9_-]+")
+from ftui import dialects
 
 # An organization id becomes part of model names (`ft:tiny:<org>:…`), `owned_by`, and the
 # directory a model is stored in; a short id of plain characters keeps all three safe to print
@@ -50,15 +49,6 @@ def organization_problem(organization_id: str) -> str | None:
     return None
 
 
-def normalize_legacy_suffix(suffix: str) -> str:
-    """Punctuation and whitespace become one dash, and the result is lower-cased."""
-    return _LEGACY_SUFFIX_JUNK.sub("-", suffix).strip("-").lower()
-
-
-def normalize_current_suffix(suffix: str) -> str:
-    return _CURRENT_SUFFIX_JUNK.sub("-", suffix).strip("-")
-
-
 def org_slug(organization_id: str) -> str:
     return organization_id.removeprefix("org-") or "personal"
 
@@ -67,7 +57,7 @@ def base_stem(model: str) -> str:
     """The base a name starts with: a fine-tuned model's root, or the last part of a path/id."""
     if model.startswith("ft:"):
         return model.split(":")[1]
-    if ":ft-" in model:
+    if dialects.is_fine_tuned(model):  # legacy: base:ft-org…
         return model.split(":", 1)[0]
     return model.rstrip("/").rsplit("/", 1)[-1]
 
@@ -76,7 +66,7 @@ def legacy_name(base: str, organization_id: str, suffix: str | None, when: int) 
     stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(when))
     middle = f"ft-{org_slug(organization_id)}"
     if suffix:
-        middle += f":{normalize_legacy_suffix(suffix)}"
+        middle += f":{dialects.normalize_legacy_suffix(suffix)}"
     return f"{base_stem(base)}:{middle}-{stamp}"
 
 
@@ -85,7 +75,7 @@ def new_tag() -> str:
 
 
 def current_name(base: str, organization_id: str, suffix: str | None, tag: str) -> str:
-    cleaned = normalize_current_suffix(suffix) if suffix else ""
+    cleaned = dialects.normalize_current_suffix(suffix) if suffix else ""
     return f"ft:{base_stem(base)}:{org_slug(organization_id)}:{cleaned}:{tag}"
 
 

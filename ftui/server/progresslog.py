@@ -31,7 +31,10 @@ class Progress:
         self._fd = open_private(Path(path), os.O_WRONLY | os.O_APPEND)
 
     def emit(self, type_: str, **fields: Any) -> None:
-        line = (json.dumps({"type": type_, **fields}) + "\n").encode()
+        self.append({"type": type_, **fields})
+
+    def append(self, message: dict[str, Any]) -> None:
+        line = (json.dumps(message) + "\n").encode()
         start = os.lseek(self._fd, 0, os.SEEK_END)  # the only writer: the line starts here
         written = os.write(self._fd, line)
         if written < len(line):  # the disk filled mid-line: leave no half line behind

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 LEGACY_COLUMNS = (
@@ -27,13 +27,18 @@ CURRENT_COLUMNS = (
     "valid_loss",
     "valid_mean_token_accuracy",
 )
-# Current-API names for the values the trainer reports under legacy names.
+# Current-API names for the values the trainer reports under legacy names: the one mapping,
+# used by the results file, the metrics events and the checkpoints' metrics.
 CURRENT_FROM_LEGACY = {
     "train_loss": "training_loss",
     "train_accuracy": "training_token_accuracy",
+    "train_mean_token_accuracy": "training_token_accuracy",
     "valid_loss": "validation_loss",
     "valid_mean_token_accuracy": "validation_token_accuracy",
 }
+# What a metrics event and a checkpoint report (checkpoints add full_valid_* of their own).
+EVENT_METRICS = ("train_loss", "train_mean_token_accuracy")
+EVENT_VALIDATION_METRICS = ("valid_loss", "valid_mean_token_accuracy")
 LEGACY_FILENAME = "compiled_results.csv"
 CURRENT_FILENAME = "step_metrics.csv"
 
@@ -44,6 +49,11 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+def current_metrics(row: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """``names`` (current-API metric names) read from a row that has legacy names."""
+    return {name: row.get(CURRENT_FROM_LEGACY.get(name, name)) for name in names}
 
 
 def legacy_columns(rows: list[dict[str, Any]], with_validation: bool) -> list[str]:

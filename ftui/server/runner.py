@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.commands.serve import API_KEY_ENV
-from ftui.server import naming, progresslog, resultsfile
+from ftui.server import checkpoints, jobspec, naming, procenv, progresslog, resultsfile
 from ftui.server.diskio import (
     StorageProblem,
     StorageUnavailable,
@@ -32,7 +31,8 @@ from ftui.server.diskio import (
     storage_problem,
     write_atomically,
 )
-from ftui.server.jobprogress import HYPERPARAM_KEYS, ProgressApplier, RunningJob
+from ftui.server.jobprogress import ProgressApplier, RunningJob
+from ftui.server.jobspec import ClassificationOptions, Hyperparameters, JobSpec
 from ftui.server.signals import JobSignals
 from ftui.server.store import (
     CheckpointRecord,
@@ -48,9 +48,7 @@ log = logging.getLogger("ftui.server.runner")
 POLL_SECONDS = 0.2
 CANCEL_GRACE_SECONDS = 5.0
 PAUSE_TIMEOUT_SECONDS = 600.0
-CURRENT_AUTO_EPOCHS = 3
 MAX_ATTEMPTS = 3  # starts of one job, counting resumes after crashes
-TRAINER_STATE = "trainer_state.pt"
 RETRY_FIRST_SECONDS = 1.0  # a job waiting for the disk tries again after this, doubling...
 RETRY_MAX_SECONDS = 10.0  # ...up to this (a new job or a freed slot tries at once)
 # Secrets that a training process has no use for: it must not inherit them.
@@ -192,12 +190,12 @@ class Runner(ProgressApplier):
         if job is None or job.terminal or job_id in self._queue:
             return
         if job.status == "validating_files":
-            self.emit(job, "Files validated, moving job to queued state")
+            self.announce(job, "validated")
             job.status = "queued"
             self._save(job)
         self._queue.append(job_id)
-        if job.dialect == "legacy" and announce:
-            self.emit(job, f"Fine-tune enqueued. Queue number: {self._queue_number(job_id)}")
+        if announce:
+            self.announce(job, "enqueued", number=self._queue_number(job_id))
         self._wake.set()
 
     def _queue_number(self, job_id: str) -> int:
@@ -206,9 +204,8 @@ class Runner(ProgressApplier):
     def _announce_queue(self) -> None:
         for job_id in self._queue:
             job = self.store.get_job(job_id)
-            if job and job.dialect == "legacy":
-                number = self._queue_number(job_id)
-                self.emit(job, f"Fine-tune is in the queue. Queue number: {number}")
+            if job:
+                self.announce(job, "in_queue", number=self._queue_number(job_id))
 
     async def _schedule(self) -> None:
         """Start queued jobs while there are free slots. Nothing stops this loop: a job that
@@ -285,43 +282,42 @@ class Runner(ProgressApplier):
     # --- running a job ------------------------------------------------------------------
     def _resume_point(self, job: JobRecord) -> CheckpointRecord | None:
         for checkpoint in reversed(self.store.checkpoints(job.id)):
-            if (Path(checkpoint.path) / TRAINER_STATE).exists():
+            if (Path(checkpoint.path) / checkpoints.STATE_FILE).exists():
                 return checkpoint
         return None
 
-    def _spec(self, job: JobRecord) -> dict[str, Any]:
+    def _spec(self, job: JobRecord) -> JobSpec:
         job_dir = self.store.job_dir(job.id)
         parent = self.store.get_model(job.model)
-        hyper = {k: job.params.get(k) for k in HYPERPARAM_KEYS}
-        if job.dialect == "current" and hyper["n_epochs"] is None:
-            hyper["n_epochs"] = CURRENT_AUTO_EPOCHS
         classification = None
         if job.params.get("compute_classification_metrics"):
-            classification = {
-                "n_classes": job.params.get("classification_n_classes"),
-                "positive_class": job.params.get("classification_positive_class"),
-                "betas": job.params.get("classification_betas"),
-            }
+            classification = ClassificationOptions(
+                n_classes=job.params.get("classification_n_classes"),
+                positive_class=job.params.get("classification_positive_class"),
+                betas=job.params.get("classification_betas"),
+            )
         resume = self._resume_point(job)
-        return {
-            "job_id": job.id,
-            "dialect": job.dialect,
-            "base_model": job.model,
-            "base_model_path": parent.path if parent else None,
-            "data_dir": str(self.store.data_dir),
-            "training_file": self._file_path(job.training_file),
-            "validation_file": self._file_path(job.validation_file),
-            "hyperparams": hyper,
-            "lora": job.params.get("lora"),
-            "classification": classification,
-            "checkpoints": {"dir": str(job_dir / "checkpoints")},
-            "resume_from": resume.path if resume else None,
-            "seed": job.seed,
-            "output_dir": str(job_dir / "model"),
-            "device": self.device,
-            "threads": self.threads,
-            "concurrent_jobs": self.max_concurrent,
-        }
+        validation_file = self._file_path(job.validation_file)
+        return JobSpec(
+            job_id=job.id,
+            dialect=job.dialect,
+            base_model=job.model,
+            base_model_path=Path(parent.path) if parent else None,
+            data_dir=str(self.store.data_dir),
+            training_file=self._file_path(job.training_file) or "",
+            validation_file=validation_file,
+            # As requested: the child resolves the defaults, knowing the number of examples.
+            hyperparams=Hyperparameters.from_params(job.params),
+            lora=job.params.get("lora"),
+            classification=classification,
+            checkpoints_dir=job_dir / "checkpoints",
+            resume_from=Path(resume.path) if resume else None,
+            seed=job.seed,
+            output_dir=job_dir / "model",
+            device=self.device,
+            threads=self.threads,
+            concurrent_jobs=self.max_concurrent,
+        )
 
     def _file_path(self, file_id: str | None) -> str | None:
         if file_id is None:
@@ -343,7 +339,7 @@ class Runner(ProgressApplier):
         except FileNotFoundError as exc:
             self._finish_failed(job, str(exc), code="invalid_training_file")
             return
-        write_atomically(job_dir / "spec.json", json.dumps(spec, indent=2).encode())
+        write_atomically(job_dir / jobspec.SPEC_FILE, spec.dumps())
         # A line cut short by an earlier run must not swallow this run's first line.
         progresslog.drop_torn_tail(job_dir / progresslog.FILE_NAME)
         log_fd = open_private(job_dir / "train.log", os.O_WRONLY | os.O_APPEND)
@@ -368,7 +364,7 @@ class Runner(ProgressApplier):
             await self._terminate(process)
             return
         job = current
-        running = RunningJob(job.id, process, job_dir / progresslog.FILE_NAME)
+        running = RunningJob(job.id, process)
         first_start = job.pid is None
         job.pid = process.pid
         job.attempts += 1
@@ -377,10 +373,7 @@ class Runner(ProgressApplier):
         try:
             with self.store.transaction():
                 if first_start:
-                    if job.dialect == "legacy":
-                        self.emit(job, "Fine-tune started")
-                    else:
-                        self.emit(job, "Fine-tuning job started", data=None)
+                    self.announce(job, "started")
                 self._save(job)
         except Exception:
             await self._terminate(process)  # unrecorded, it must not train
@@ -390,8 +383,7 @@ class Runner(ProgressApplier):
 
     @staticmethod
     def _child_env() -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-        return dict(env, OMP_WAIT_POLICY="PASSIVE", TOKENIZERS_PARALLELISM="false")
+        return procenv.child_env(os.environ, drop=SECRET_ENV)
 
     async def _watch(self, running: RunningJob) -> None:
         try:
@@ -450,10 +442,7 @@ class Runner(ProgressApplier):
         if running.pausing:
             where = f" at step {running.paused_step}" if running.paused_step else ""
             with self.store.transaction():
-                if job.dialect == "legacy":
-                    self.emit(job, f"Fine-tune paused{where}")
-                else:
-                    self.emit(job, f"Fine-tuning job paused{where}")
+                self.announce(job, "paused", where=where)
                 job.status = "paused"
                 job.estimated_finish = None
                 self._save(job)
@@ -505,16 +494,10 @@ class Runner(ProgressApplier):
                     ModelRecord(name, when, job.organization_id, job.id, root, str(destination))
                 )
                 job.fine_tuned_model = name
-                if job.dialect == "legacy":
-                    self.emit(job, f"Uploaded model: {name}", created_at=when)
-                else:
-                    self.emit(job, f"New fine-tuned model created: {name}", created_at=when)
+                self.announce(job, "model_created", created_at=when, name=name)
                 job.result_files = [results.id]
-                if job.dialect == "legacy":
-                    self.emit(job, f"Uploaded result file: {results.id}")
-                    self.emit(job, "Fine-tune succeeded")
-                else:
-                    self.emit(job, "The job has successfully completed")
+                self.announce(job, "results_uploaded", file_id=results.id)
+                self.announce(job, "succeeded")
                 job.status = "succeeded"
                 job.finished_at = now()
                 job.estimated_finish = None
@@ -551,10 +534,7 @@ class Runner(ProgressApplier):
 
         def write() -> None:
             with self.store.transaction():
-                if job.dialect == "legacy":
-                    self.emit(job, f"Fine-tune failed: {reason}", level="error")
-                else:
-                    self.emit(job, f"Fine-tuning job failed: {reason}", level="error")
+                self.announce(job, "failed", reason=reason)
                 job.status = "failed"
                 job.error = {"code": code, "message": reason, "param": None}
                 job.finished_at = now()
@@ -597,11 +577,7 @@ class Runner(ProgressApplier):
 
         def write() -> None:
             with self.store.transaction():
-                if job.dialect == "legacy":
-                    self.emit(job, "Fine-tune cancelled")
-                else:
-                    message = "Fine tuning process stopping due to job cancellation"
-                    self.emit(job, message, level="warn")
+                self.announce(job, "cancelled")
                 job.status = "cancelled"
                 job.finished_at = now()
                 job.estimated_finish = None
@@ -619,7 +595,7 @@ class Runner(ProgressApplier):
                 self._queue.remove(job.id)
             self._waiting.pop(job.id, None)
             with self.store.transaction():
-                self.emit(job, "Fine-tuning job paused")
+                self.announce(job, "paused_waiting")
                 job.status = "paused"
                 self._save(job)
             return job
@@ -642,7 +618,7 @@ class Runner(ProgressApplier):
         checkpoint = self._resume_point(job)
         where = f" from the checkpoint at step {checkpoint.step}" if checkpoint else ""
         with self.store.transaction():
-            self.emit(job, f"Fine-tuning job resumed{where}")
+            self.announce(job, "resumed", where=where)
             job.status = "queued"
             self._save(job)
         if job.id not in self._queue:

@@ -1,30 +1,32 @@
 """The training child process: ``python -m ftui.server.train JOB_DIR``.
 
-Reads ``JOB_DIR/spec.json``, fine-tunes a Hugging Face causal LM (fully, or with LoRA adapters
-whose merged weights are saved) on prompt/completion or chat examples, appends one JSON object per
-line to ``JOB_DIR/progress.jsonl`` and writes the model to ``spec["output_dir"]`` atomically.
+Reads ``JOB_DIR/spec.json`` (a :class:`~ftui.server.jobspec.JobSpec`), fine-tunes a Hugging
+Face causal LM (fully, or with LoRA adapters whose merged weights are saved) on prompt/completion
+or chat examples, appends the rows of :mod:`ftui.server.progress` to ``JOB_DIR/progress.jsonl``
+and writes the model to the spec's ``output_dir`` atomically. Exit status 0 after
+``model_saved`` or ``paused``; 1 after ``failed``.
 
-Progress rows, in order: ``hyperparams`` (resolved values, ``n_examples``, ``total_steps``,
-``lora``), ``started``, ``resumed`` (``from_step``; only when resuming), then per step a ``step``
-row (legacy metrics, ``learning_rate``, ``validation_*`` on validation steps,
-``classification/*`` at epoch ends), ``epoch`` after each epoch's last step, ``checkpoint``
-after each checkpoint is complete on disk, and at the end ``model_saved``, ``paused`` or
-``failed`` (``message``, and ``code``: ``storage_full``, ``storage_read_only`` or
-``training_failed``). Exit status 0 after ``model_saved`` or ``paused``; 1 after ``failed``.
+SIGUSR1 pauses: the current step finishes, a checkpoint is written and the process exits 0 with a
+``paused`` row (a pause that arrives during the last step is ignored: the job completes).
+SIGTERM keeps its default action.
 
-Optional spec keys: ``classification``, ``validation_every``, ``checkpoints`` ({"dir"}),
-``resume_from`` (a checkpoint directory), ``lora`` (true/false/null = by model size),
-``threads`` / ``concurrent_jobs``. SIGUSR1 pauses: the current step finishes, a checkpoint is
-written and the process exits 0 with a ``paused`` row (a pause that arrives during the last step
-is ignored: the job completes). SIGTERM keeps its default action.
+The file reads top to bottom as a recipe: examples → batches → encoding → loss → model →
+optimizer and schedule → :class:`Trainer` (setup, then ``fit`` with ``_step``, ``_row``,
+``_maybe_validate``, ``_maybe_checkpoint``) → ``train_job`` → ``run``. It is over 500 lines
+as one recipe, examples in and a model out, kept in one file to be read in order (as nanoGPT's
+train.py is); the spec, the hyperparameter rules, the progress rows and the event wording live
+in jobspec, dialects, progress and events. The example loading, tokenisation and model loading
+here are shared with inference in spirit and are the parts that may move out.
 
-torch and transformers are imported inside functions: the server imports this module's siblings
-at start-up, and tests call the pure-Python parts (hyperparameters, batching) without them; peft
-only when LoRA is used.
+torch and transformers are imported inside functions: tests call the pure-Python parts
+(batching, encoding) without them; peft only when LoRA is used.
 
-Loss (legacy semantics, engine-notes): per target position, weight 1 for completion targets,
+Loss (legacy semantics): per target position, weight 1 for completion targets,
 ``prompt_loss_weight`` for prompt targets, 0 for padding; loss = Σ w·ce / Σ w over the whole
-batch, so a padded batch of one gives exactly that example's loss.
+batch, so a padded batch of one gives exactly that example's loss. A batch may run as several
+micro-batches (``micro_batch_size``): each adds its Σ w·ce / (the whole batch's Σ w) to the
+gradient, so the step equals one pass over the whole batch. Gradients are then clipped to a
+total norm of ``max_grad_norm`` (default 1.0; 0 turns clipping off).
 """
 
 from __future__ import annotations
@@ -36,34 +38,35 @@ import os
 import random
 import signal
 import sys
-import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftui.server import progresslog
+from ftui.server import basemodels, checkpoints, lora, procenv, progress, progresslog, resultsfile
+from ftui.server.classification import ClassificationSetup, score_first_tokens
 from ftui.server.diskio import StorageProblem, storage_problem
+from ftui.server.jobspec import BASE_LEARNING_RATE, JobSpec, Resolved, TrainError
+from ftui.server.progress import Metrics, ProgressWriter
 
 if TYPE_CHECKING:
     import torch
 
-BASE_LEARNING_RATE = 3e-4  # × learning_rate_multiplier; full fine-tuning (engine-notes)
-DEFAULT_N_EPOCHS = 4
-DEFAULT_PROMPT_LOSS_WEIGHT = 0.01
-MAX_BATCH_SIZE = 256
 # Length-aware batching sorts windows of this many batches by length: big enough to cut padding,
 # small enough that the order stays well shuffled.
 LENGTH_WINDOW_BATCHES = 50
 # Validation runs on one validation batch about this many times per job (and on the last step).
 VALIDATION_POINTS = 25
+# Classification metrics score prompts in batches of at most this many.
+CLASSIFICATION_BATCH = 32
+# What a checkpoint reports, under current-API names (full_valid_* are computed for it).
+CHECKPOINT_METRICS = ("step", "train_loss", "train_mean_token_accuracy", "valid_loss",
+                      "valid_mean_token_accuracy")  # fmt: skip
 UNEXPECTED = "Training failed unexpectedly"
 CHATML_FALLBACK = "<|im_start|>{role}\n{content}<|im_end|>\n"
 CHATML_GENERATION_PROMPT = "<|im_start|>assistant\n"
 
-
-class TrainError(Exception):
-    """A failure whose message is meant for the user as is."""
+__all__ = ["TrainError"]  # re-exported: the job failure callers catch
 
 
 @dataclass
@@ -74,28 +77,7 @@ class Encoded:
     completion: list[bool]
 
 
-# ---------------------------------------------------------------- progress
-
-
-# One writer of progress.jsonl for the whole project: whole lines, nothing half-written.
-Progress = progresslog.Progress
-
-
-# ---------------------------------------------------------------- spec and data
-
-
-def read_spec(job_dir: Path) -> dict[str, Any]:
-    path = job_dir / "spec.json"
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise TrainError(f"Cannot read the job spec {path}: {e.strerror or e}.") from e
-    except ValueError as e:
-        raise TrainError(f"The job spec {path} is not valid JSON: {e}.") from e
-    for key in ("training_file", "output_dir", "data_dir"):
-        if not spec.get(key):
-            raise TrainError(f"The job spec {path} has no '{key}'.")
-    return spec
+# ---------------------------------------------------------------- data
 
 
 def _check_example(obj: Any, where: str) -> dict[str, Any]:
@@ -147,54 +129,7 @@ def load_examples(path: str | os.PathLike[str], what: str = "training file") -> 
     return examples
 
 
-# ---------------------------------------------------------------- hyperparameters and batches
-
-
-def default_batch_size(n_examples: int) -> int:
-    # ~0.2% of the examples (legacy API), rounded half up rather than to even.
-    return max(1, min(MAX_BATCH_SIZE, math.floor(n_examples * 0.002 + 0.5)))
-
-
-def default_lr_multiplier(batch_size: int) -> float:
-    return 0.05 if batch_size <= 4 else 0.1 if batch_size <= 64 else 0.2
-
-
-def _positive(value: Any, name: str, kind: type) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise TrainError(f"Hyperparameter {name} must be a positive number; got {value!r}.")
-    if kind is int and value != int(value):
-        raise TrainError(f"Hyperparameter {name} must be a whole number; got {value!r}.")
-    return kind(value)
-
-
-def resolve_hyperparams(hyperparams: dict[str, Any], n_examples: int) -> dict[str, Any]:
-    """Fill null hyperparameters with the legacy API's defaults."""
-    hp = hyperparams or {}
-    n_epochs = hp.get("n_epochs")
-    n_epochs = DEFAULT_N_EPOCHS if n_epochs is None else _positive(n_epochs, "n_epochs", int)
-    batch_size = hp.get("batch_size")
-    batch_size = (
-        default_batch_size(n_examples)
-        if batch_size is None
-        else _positive(batch_size, "batch_size", int)
-    )
-    lrm = hp.get("learning_rate_multiplier")
-    lrm = (
-        default_lr_multiplier(batch_size)
-        if lrm is None
-        else _positive(lrm, "learning_rate_multiplier", float)
-    )
-    plw = hp.get("prompt_loss_weight")
-    if plw is None:
-        plw = DEFAULT_PROMPT_LOSS_WEIGHT
-    elif isinstance(plw, bool) or not isinstance(plw, int | float) or plw < 0:
-        raise TrainError(f"Hyperparameter prompt_loss_weight must be ≥ 0; got {plw!r}.")
-    return {
-        "n_epochs": n_epochs,
-        "batch_size": batch_size,
-        "learning_rate_multiplier": lrm,
-        "prompt_loss_weight": float(plw),
-    }
+# ---------------------------------------------------------------- batches
 
 
 def steps_per_epoch(n_examples: int, batch_size: int) -> int:
@@ -353,14 +288,17 @@ def collate(
     return {k: v.to(device) for k, v in tensors.items()}
 
 
-def _loss_and_counts(
+def loss_and_counts(
     logits: torch.Tensor,
     input_ids: torch.Tensor,
     target_weights: torch.Tensor,
     completion_targets: torch.Tensor,
+    total_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The differentiable loss, and the sums that the metrics are ratios of (so several batches
-    can be pooled): Σ w·ce, Σ w, right / all completion targets, right / all rows."""
+    """The differentiable loss Σ w·ce / Σ w, and the sums that the metrics are ratios of (so
+    several batches can be pooled): Σ w·ce, Σ w, right / all completion targets, right / all
+    rows. ``total_weight``: the Σ w to divide by when this is one micro-batch of a larger batch
+    (default: this batch's own)."""
     import torch
     import torch.nn.functional as F
 
@@ -375,7 +313,8 @@ def _loss_and_counts(
     ce = F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), reduction="none")
     weighted = (ce * weights.reshape(-1)).sum()
     weight = target_weights.sum()
-    loss = weighted / weight.clamp_min(1e-12)
+    divisor = weight if total_weight is None else total_weight
+    loss = weighted / divisor.clamp_min(1e-12)
     with torch.no_grad():
         correct = logits.argmax(-1)[:, :-1] == input_ids[:, 1:]
         rows = completion_targets.any(dim=1)
@@ -399,24 +338,26 @@ def _loss_and_counts(
     )
 
 
-def _ratios(c: dict[str, float]) -> dict[str, float]:
-    return {
-        "loss": c["weighted"] / max(c["weight"], 1e-12),
-        "sequence_accuracy": c["rows_right"] / max(c["rows"], 1),
-        "token_accuracy": c["tokens_right"] / max(c["tokens"], 1),
-    }
+def add_counts(total: dict[str, float], counts: dict[str, float]) -> None:
+    for k, v in counts.items():
+        total[k] = total.get(k, 0.0) + v
 
 
-def weighted_loss_and_metrics(
-    logits: torch.Tensor,
-    input_ids: torch.Tensor,
-    target_weights: torch.Tensor,
-    completion_targets: torch.Tensor,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss Σ w·ce / Σ w over all target positions of the batch (differentiable), and metrics:
-    token accuracy over completion targets, sequence accuracy = every completion target right."""
-    loss, counts = _loss_and_counts(logits, input_ids, target_weights, completion_targets)
-    return loss, {**_ratios(counts), "loss": loss.item()}
+def ratios(c: dict[str, float]) -> Metrics:
+    return Metrics(
+        loss=c["weighted"] / max(c["weight"], 1e-12),
+        sequence_accuracy=c["rows_right"] / max(c["rows"], 1),
+        token_accuracy=c["tokens_right"] / max(c["tokens"], 1),
+    )
+
+
+def chunks(indices: list[int], size: int) -> list[list[int]]:
+    """``indices`` cut into pieces of ``size`` (the last may be shorter): batches into
+    micro-batches, a sorted validation set into batches."""
+    return [indices[k : k + size] for k in range(0, len(indices), size)]
+
+
+# ---------------------------------------------------------------- model and devices
 
 
 # ---------------------------------------------------------------- model and devices
@@ -474,35 +415,16 @@ def count_parameters(model_dir: Path) -> int:
 
 def use_lora(option: Any, n_parameters: int) -> bool:
     """``lora`` from the spec: true/false as given; null/absent: LoRA above the size threshold."""
-    from ftui.server.lora import AUTO_THRESHOLD
-
     if option is None:
-        return n_parameters > AUTO_THRESHOLD
+        return n_parameters > lora.AUTO_THRESHOLD
     if not isinstance(option, bool):
         raise TrainError(f"The job spec's 'lora' must be true, false or null; got {option!r}.")
     return option
 
 
-def make_optimizer(model: Any, lr: float, total_steps: int) -> tuple[Any, Any]:
-    import torch
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    try:  # fused: optimizer step 0.75 s → 0.16 s on CPU (engine-notes)
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    # Linear decay from lr (first step) towards 0 (after the last step); no warm-up.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: max(0.0, 1.0 - step / total_steps)
-    )
-    return optimizer, scheduler
-
-
 def write_model(model: Any, tokenizer: Any, directory: Path) -> None:
     """A plain Hugging Face model directory; a LoRA (peft) model is written with merged weights."""
     if hasattr(model, "peft_config"):
-        from ftui.server import lora
-
         lora.save_merged(model, directory)
     else:
         model.save_pretrained(directory)
@@ -511,75 +433,9 @@ def write_model(model: Any, tokenizer: Any, directory: Path) -> None:
 
 def save_model(model: Any, tokenizer: Any, output_dir: Path) -> None:
     """Write to ``output_dir.partial`` and rename, so output_dir is absent or complete."""
-    from ftui.server.checkpoints import write_dir_atomically
-
-    write_dir_atomically(Path(output_dir), lambda tmp: write_model(model, tokenizer, tmp))
-
-
-# ---------------------------------------------------------------- the job's options
-
-
-@dataclass
-class Options:
-    """The optional parts of the spec, checked."""
-
-    classification: dict[str, Any] | None = None
-    validation_every: int | None = None
-    checkpoints_dir: Path | None = None
-    resume_from: Path | None = None
-    lora: bool | None = None
-
-
-def read_options(spec: dict[str, Any]) -> Options:
-    options = Options(lora=spec.get("lora"))
-    classification = spec.get("classification")
-    if classification is not None:
-        if not isinstance(classification, dict):
-            raise TrainError("The job spec's 'classification' must be an object or null.")
-        n_classes = classification.get("n_classes")
-        if n_classes is not None:
-            _positive(n_classes, "classification_n_classes", int)
-        positive = classification.get("positive_class")
-        if positive is not None and not isinstance(positive, str):
-            raise TrainError(f"classification_positive_class must be a string; got {positive!r}.")
-        betas = classification.get("betas")
-        if betas is not None and (
-            not isinstance(betas, list)
-            or not betas
-            or any(isinstance(b, bool) or not isinstance(b, int | float) for b in betas)
-        ):
-            raise TrainError(f"classification_betas must be a list of numbers; got {betas!r}.")
-        options.classification = classification
-    every = spec.get("validation_every")
-    if every is not None:
-        options.validation_every = _positive(every, "validation_every", int)
-    checkpoints = spec.get("checkpoints")
-    if checkpoints is not None:
-        if not isinstance(checkpoints, dict) or not checkpoints.get("dir"):
-            raise TrainError('The job spec\'s \'checkpoints\' must be {"dir": "/abs/path"}.')
-        options.checkpoints_dir = Path(checkpoints["dir"])
-    if spec.get("resume_from"):
-        options.resume_from = Path(spec["resume_from"])
-    return options
-
-
-# ---------------------------------------------------------------- the job
-
-
-def _set_worker_env() -> None:
-    # Must run before torch is first imported (the bundled-model conversion in _resolve_base
-    # imports it too): OpenMP reads these at start-up. PASSIVE stops idle worker threads
-    # spinning, which made 2 threads 2.5–4× slower than 1 on a shared machine (engine-notes).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def thread_count(spec: dict[str, Any]) -> int:
-    """``threads`` from the spec, else the cores shared out between concurrent jobs."""
-    if spec.get("threads"):
-        return max(1, int(spec["threads"]))
-    concurrent = max(1, int(spec.get("concurrent_jobs") or 1))
-    return max(1, (os.cpu_count() or 1) // concurrent)
+    checkpoints.write_dir_atomically(
+        Path(output_dir), lambda tmp: write_model(model, tokenizer, tmp)
+    )
 
 
 def _setup_runtime(threads: int) -> None:
@@ -590,27 +446,63 @@ def _setup_runtime(threads: int) -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def _resolve_base(spec: dict[str, Any]) -> Path:
-    if spec.get("base_model_path"):
-        path = Path(spec["base_model_path"])
-        if not (path / "config.json").is_file():
+def _resolve_base(spec: JobSpec) -> Path:
+    if spec.base_model_path is not None:
+        if not (spec.base_model_path / "config.json").is_file():
             raise TrainError(
-                f"The model to continue training from ({spec.get('base_model')}) is missing "
-                f"its files at {path}; it may have been deleted."
+                f"The model to continue training from ({spec.base_model}) is missing "
+                f"its files at {spec.base_model_path}; it may have been deleted."
             )
-        return path
-    from ftui.server import basemodels
-
-    return basemodels.resolve(spec.get("base_model"), spec["data_dir"])
+        return spec.base_model_path
+    return basemodels.resolve(spec.base_model, spec.data_dir)
 
 
-# Set by SIGUSR1: finish the current step, write a checkpoint, exit 0 ("paused").
-_pause_requested = False
+# ---------------------------------------------------------------- optimizer and schedule
 
 
-def _request_pause(signum: int, frame: Any) -> None:
-    global _pause_requested
-    _pause_requested = True
+def build_optimizer(model: Any, lr: float) -> Any:
+    """AdamW over the trainable parameters, no weight decay."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:  # fused: optimizer step 0.75 s → 0.16 s on CPU (measured on the tiny model)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+
+
+def build_schedule(optimizer: Any, total_steps: int) -> Any:
+    """Linear decay from the full rate (first step) towards 0 (after the last step); no warm-up."""
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / total_steps)
+    )
+
+
+def clip_gradients(optimizer: Any, max_norm: float) -> float:
+    """Scale the gradients down to a total norm of ``max_norm`` (0: leave them); returns the
+    total norm before clipping."""
+    import torch
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if max_norm > 0:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    grads = [p.grad for p in params if p.grad is not None]
+    return float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class PauseRequest:
+    """Set by SIGUSR1: finish the current step, write a checkpoint, exit 0 ("paused")."""
+
+    requested: bool = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.requested = True
 
 
 @dataclass
@@ -620,53 +512,71 @@ class Position:
     step: int = 0
     epoch: int = 1
     done: int = 0
-    order: list[list[int]] | None = None
+    order: list[list[int]] = field(default_factory=list)
     tokens: int = 0
     examples: int = 0
 
 
+@dataclass
+class StepResult:
+    training: Metrics
+    tokens: int
+    examples: int
+    grad_norm: float
+
+
 class Trainer:
-    """State of one run; ``fit`` emits the step, epoch and checkpoint rows."""
+    """One run: ``setup`` loads everything in named steps, ``fit`` trains and reports."""
 
     def __init__(
         self,
-        spec: dict[str, Any],
-        hp: dict[str, Any],
-        progress: Progress,
-        options: Options,
+        spec: JobSpec,
+        hp: Resolved,
+        total_steps: int,
+        progress: ProgressWriter,
         job_dir: Path,
+        pause: PauseRequest,
+        classification: ClassificationSetup | None = None,
     ) -> None:
-        self.spec, self.hp, self.progress, self.options = spec, hp, progress, options
-        self.seed = int(spec.get("seed") or 0)
-        self.job_dir = job_dir
-        self.classification: Any = None  # a ClassificationSetup when metrics are asked for
-        self.resume_state: dict[str, Any] | None = None
+        self.spec, self.hp, self.total = spec, hp, total_steps
+        self.progress, self.job_dir, self.pause = progress, job_dir, pause
+        self.classification = classification
+        self.checkpoints_root = spec.checkpoints_dir or job_dir / "checkpoints"
 
-    def prepare(
-        self, base: Path, train: list[dict], valid: list[dict] | None, lora_on: bool
-    ) -> None:
+    # --- setup
+
+    def setup(self, base: Path, train: list[dict], valid: list[dict] | None, lora_on: bool) -> None:
+        self._setup_device()
+        self._setup_resume_state()
+        self._setup_model(base, lora_on)
+        self._setup_data(train, valid or [])
+        self._setup_optimizer()
+        self._setup_schedule()
+
+    def _setup_device(self) -> None:
         import torch
 
-        torch.manual_seed(self.seed)
-        self.device = pick_device(self.spec.get("device"))
+        torch.manual_seed(self.spec.seed)
+        self.device = pick_device(self.spec.device)
         self.bf16 = self.device == "cuda" and torch.cuda.is_bf16_supported()
-        self.lora = lora_on
-        resume = self.options.resume_from
-        if resume is not None:
-            from ftui.server import checkpoints
 
+    def _setup_resume_state(self) -> None:
+        self.resume_state: dict[str, Any] | None = None
+        if self.spec.resume_from is not None:
             try:
-                self.resume_state = checkpoints.load_state(resume)
+                self.resume_state = checkpoints.load_state(self.spec.resume_from)
             except (OSError, ValueError, RuntimeError) as e:
-                raise TrainError(f"Cannot resume from {resume}: {e}") from e
+                raise TrainError(f"Cannot resume from {self.spec.resume_from}: {e}") from e
+
+    def _setup_model(self, base: Path, lora_on: bool) -> None:
+        self.lora = lora_on
+        resume = self.spec.resume_from
         # Full fine-tuning resumes from the checkpoint's weights (fp32, exact). LoRA resumes from
         # the base plus the saved adapters: the checkpoint's merged weights could not be split
         # back into base and adapter exactly.
         weights = resume if resume is not None and not lora_on else base
         self.model, self.tokenizer = load_base(weights, self.device)
         if lora_on:
-            from ftui.server import lora
-
             self.model = lora.wrap(self.model)
             if self.resume_state is not None:
                 try:
@@ -677,14 +587,27 @@ class Trainer:
         pad = self.tokenizer.pad_token_id
         self.pad_id = self.eos_id if pad is None else int(pad)
         self.max_len = self.tokenizer.model_max_length
+        self.model.train()
+
+    def _setup_data(self, train: list[dict], valid: list[dict]) -> None:
         if self.classification is not None:
             self.classification.bind_tokenizer(self.tokenizer, self.eos_id)
-            self.class_prompts = [self._prompt_ids(e["prompt"]) for e in valid or []]
+            self.class_prompts = [self._prompt_ids(e["prompt"]) for e in valid]
         self.train = [encode_example(self.tokenizer, e, self.eos_id, self.max_len) for e in train]
-        self.valid = [
-            encode_example(self.tokenizer, e, self.eos_id, self.max_len) for e in valid or []
-        ]
-        self.model.train()
+        self.valid = [encode_example(self.tokenizer, e, self.eos_id, self.max_len) for e in valid]
+        self.lengths = [len(e.ids) for e in self.train]
+        size = self.hp.batch_size
+        self.valid_batches = build_batches(
+            [len(e.ids) for e in self.valid], size, self.spec.seed, 0
+        )
+        self.validate_every = self.spec.validation_every or max(1, self.total // VALIDATION_POINTS)
+
+    def _setup_optimizer(self) -> None:
+        base_lr = lora.BASE_LEARNING_RATE if self.lora else BASE_LEARNING_RATE
+        self.optimizer = build_optimizer(self.model, self.hp.learning_rate_multiplier * base_lr)
+
+    def _setup_schedule(self) -> None:
+        self.scheduler = build_schedule(self.optimizer, self.total)
 
     def _prompt_ids(self, prompt: str) -> list[int]:
         ids = _token_ids(self.tokenizer, prompt, special=True)
@@ -692,71 +615,105 @@ class Trainer:
             ids = ids[:-1]
         return ids[-(self.max_len - 1) :] or [self.pad_id]
 
-    # --- pieces of a step
+    # --- the loop
 
-    def _autocast(self) -> Any:
-        import contextlib
+    def fit(self) -> bool:
+        """Train to the end (True) or until a pause request (False, after a checkpoint)."""
+        pos = self._start()
+        while pos.epoch <= self.hp.n_epochs:
+            while pos.done < len(pos.order):
+                learning_rate = self.optimizer.param_groups[0]["lr"]
+                result = self._step(pos.order[pos.done], pos.step + 1)
+                pos.step += 1
+                pos.done += 1
+                pos.tokens += result.tokens
+                pos.examples += result.examples
+                last = pos.step == self.total
+                epoch_end = pos.done == len(pos.order)
+                pausing = self.pause.requested and not last
+                checkpointing = pausing or (epoch_end and self.spec.checkpoints_dir is not None)
+                row = self._row(pos, result, learning_rate, last or checkpointing, epoch_end)
+                self.progress.write(row)
+                if epoch_end:
+                    self.progress.write(progress.Epoch(pos.epoch, self.hp.n_epochs))
+                path = self._maybe_checkpoint(checkpointing, pos, row)
+                if pausing:
+                    self.progress.write(progress.Paused(pos.step, str(path)))
+                    return False
+            pos.epoch += 1
+            pos.done = 0
+            if pos.epoch <= self.hp.n_epochs:
+                pos.order = build_batches(
+                    self.lengths, self.hp.batch_size, self.spec.seed, pos.epoch
+                )
+        return True
 
-        import torch
+    def _start(self) -> Position:
+        """A fresh position, or the checkpoint's; then the ``started`` (and ``resumed``) rows."""
+        if self.resume_state is None:
+            pos = Position(order=build_batches(self.lengths, self.hp.batch_size, self.spec.seed, 1))
+            self.progress.write(progress.Started())
+            return pos
+        pos = self._restore()
+        self.progress.write(progress.Started())
+        self.progress.write(progress.Resumed(pos.step))
+        # Last, after everything that draws random numbers (LoRA init included).
+        checkpoints.restore_rng(self.resume_state["rng"])
+        self.resume_state = None
+        return pos
 
-        if self.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _step(self, indices: list[int], step: int) -> StepResult:
+        """One optimizer step on one batch, run as micro-batches that add up to the batch."""
+        parts = [self._batch(self.train, mb) for mb in chunks(indices, self.hp.micro_batch_size)]
+        total_weight = sum(t["target_weights"].sum() for t in parts)
+        counts: dict[str, float] = {}
+        loss_value = 0.0
+        for t in parts:
+            loss, part_counts = self._forward(t, total_weight)
+            loss_value += loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainError(
+                    f"Training diverged: the loss became {loss_value} at step {step}. "
+                    "Try a lower learning_rate_multiplier."
+                )
+            loss.backward()
+            add_counts(counts, part_counts)
+        grad_norm = clip_gradients(self.optimizer, self.hp.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        r = ratios(counts)
+        training = Metrics(loss_value, r.sequence_accuracy, r.token_accuracy)
+        tokens = sum(int(t["attention_mask"].sum()) for t in parts)
+        return StepResult(training, tokens, len(indices), grad_norm)
 
-    def _batch(self, examples: list[Encoded], indices: list[int]) -> dict[str, torch.Tensor]:
-        return collate(
-            [examples[i] for i in indices], self.pad_id, self.hp["prompt_loss_weight"], self.device
+    def _row(
+        self, pos: Position, result: StepResult, lr: float, force_validation: bool, epoch_end: bool
+    ) -> progress.Step:
+        return progress.Step(
+            step=pos.step,
+            epoch=pos.epoch,
+            total_steps=self.total,
+            elapsed_tokens=pos.tokens,
+            elapsed_examples=pos.examples,
+            training=result.training,
+            learning_rate=lr,
+            tokens=result.tokens,
+            grad_norm=result.grad_norm,
+            validation=self._maybe_validate(pos.step, force_validation),
+            classification=self._classification_metrics() if epoch_end else {},
         )
 
-    def _forward(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        with self._autocast():
-            logits = self.model(
-                input_ids=t["input_ids"], attention_mask=t["attention_mask"], use_cache=False
-            ).logits
-        return _loss_and_counts(
-            logits, t["input_ids"], t["target_weights"], t["completion_targets"]
-        )
+    def _maybe_validate(self, step: int, force: bool) -> Metrics | None:
+        """One validation batch per validation point, cycling, like the legacy results file."""
+        if not self.valid_batches or not (force or step % self.validate_every == 0):
+            return None
+        which = (step // self.validate_every) % len(self.valid_batches)
+        return self.evaluate([self.valid_batches[which]])
 
-    def _evaluate(self, batches: list[list[int]]) -> dict[str, float]:
-        """Metrics pooled over the given validation batches (sums, then ratios)."""
-        import torch
-
-        totals: dict[str, float] = {}
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                for indices in batches:
-                    _, counts = self._forward(self._batch(self.valid, indices))
-                    for k, v in counts.items():
-                        totals[k] = totals.get(k, 0.0) + v
-        finally:
-            self.model.train()
-        return _ratios(totals)
-
-    def _full_validation(self) -> dict[str, float]:
-        by_length = sorted(range(len(self.valid)), key=lambda i: len(self.valid[i].ids))
-        size = self.hp["batch_size"]
-        return self._evaluate([by_length[k : k + size] for k in range(0, len(by_length), size)])
-
-    def _classification_metrics(self) -> dict[str, Any]:
-        from ftui.server.classification import score_first_tokens
-
-        with self._autocast():
-            logprobs = score_first_tokens(
-                self.model,
-                self.class_prompts,
-                self.classification.token_ids,
-                self.pad_id,
-                self.device,
-                batch_size=max(1, min(self.hp["batch_size"], 32)),
-            )
-        return self.classification.metrics(logprobs)
-
-    def _checkpoint(
-        self, pos: Position, row: dict[str, Any], optimizer: Any, scheduler: Any
-    ) -> Path:
-        from ftui.server import checkpoints
-
+    def _maybe_checkpoint(self, due: bool, pos: Position, row: progress.Step) -> Path | None:
+        if not due:
+            return None
         state: dict[str, Any] = {
             "step": pos.step,
             "epoch": pos.epoch,
@@ -764,65 +721,48 @@ class Trainer:
             "order": pos.order,
             "tokens": pos.tokens,
             "examples": pos.examples,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "rng": checkpoints.capture_rng(),
-            "hyperparams": self.hp,
-            "n_examples": len(self.train),
-            "total_steps": row["total_steps"],
-            "seed": self.seed,
-            "lora": self.lora,
+            **self._identity(),
         }
         if self.lora:
-            from ftui.server import lora
-
             state["lora_adapter"] = lora.adapter_state(self.model)
-        root = self.options.checkpoints_dir or self.job_dir / "checkpoints"
         path = checkpoints.save_checkpoint(
-            root, pos.step, lambda d: write_model(self.model, self.tokenizer, d), state
+            self.checkpoints_root,
+            pos.step,
+            lambda d: write_model(self.model, self.tokenizer, d),
+            state,
         )
-        metrics: dict[str, Any] = {
-            "step": pos.step,
-            "train_loss": row["training_loss"],
-            "train_mean_token_accuracy": row["training_token_accuracy"],
-            "valid_loss": row.get("validation_loss"),
-            "valid_mean_token_accuracy": row.get("validation_token_accuracy"),
-            "full_valid_loss": None,
-            "full_valid_mean_token_accuracy": None,
-        }
-        if self.valid:
-            full = self._full_validation()
-            metrics["full_valid_loss"] = full["loss"]
-            metrics["full_valid_mean_token_accuracy"] = full["token_accuracy"]
-        self.progress.emit(
-            "checkpoint",
-            step=pos.step,
-            epoch=pos.epoch,
-            path=str(path),
-            metrics=metrics,
-            time=time.time(),
-        )
-        checkpoints.drop_older_states(root, path)
+        metrics = resultsfile.current_metrics(row.values(), CHECKPOINT_METRICS)
+        full = self.evaluate(chunks(self._by_length(), self.hp.batch_size)) if self.valid else None
+        metrics["full_valid_loss"] = full.loss if full else None
+        metrics["full_valid_mean_token_accuracy"] = full.token_accuracy if full else None
+        self.progress.write(progress.Checkpoint(pos.step, pos.epoch, str(path), metrics))
+        checkpoints.drop_older_states(self.checkpoints_root, path)
         return path
 
-    def _restore(self, optimizer: Any, scheduler: Any, total: int) -> Position:
-        state = self.resume_state
-        assert state is not None
-        expected = {
-            "hyperparams": self.hp,
+    def _identity(self) -> dict[str, Any]:
+        """What a checkpoint must share with the run that resumes from it."""
+        return {
+            "hyperparams": self.hp.as_dict(),
             "n_examples": len(self.train),
-            "total_steps": total,
-            "seed": self.seed,
+            "total_steps": self.total,
+            "seed": self.spec.seed,
             "lora": self.lora,
         }
-        for key, value in expected.items():
+
+    def _restore(self) -> Position:
+        state = self.resume_state
+        assert state is not None
+        for key, value in self._identity().items():
             if state.get(key) != value:
                 raise TrainError(
-                    f"Cannot resume from {self.options.resume_from}: it was written by a run "
+                    f"Cannot resume from {self.spec.resume_from}: it was written by a run "
                     f"with {key} = {state.get(key)!r}, but this job has {value!r}."
                 )
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
         return Position(
             step=state["step"],
             epoch=state["epoch"],
@@ -832,137 +772,96 @@ class Trainer:
             examples=state["examples"],
         )
 
-    # --- the loop
+    # --- forward passes and evaluation
 
-    def fit(self) -> bool:
-        """Train to the end (True) or until a pause request (False, after a checkpoint)."""
-        from ftui.server import lora
+    def _autocast(self) -> Any:
+        import torch
 
-        hp = self.hp
-        n_epochs, batch_size = hp["n_epochs"], hp["batch_size"]
-        total = n_epochs * steps_per_epoch(len(self.train), batch_size)
-        base_lr = lora.BASE_LEARNING_RATE if self.lora else BASE_LEARNING_RATE
-        optimizer, scheduler = make_optimizer(
-            self.model, hp["learning_rate_multiplier"] * base_lr, total
+        if self.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _batch(self, examples: list[Encoded], indices: list[int]) -> dict[str, torch.Tensor]:
+        return collate(
+            [examples[i] for i in indices], self.pad_id, self.hp.prompt_loss_weight, self.device
         )
-        lengths = [len(e.ids) for e in self.train]
-        valid_batches = build_batches([len(e.ids) for e in self.valid], batch_size, self.seed, 0)
-        every = self.options.validation_every or max(1, total // VALIDATION_POINTS)
-        if self.resume_state is not None:
-            pos = self._restore(optimizer, scheduler, total)
-        else:
-            pos = Position(order=build_batches(lengths, batch_size, self.seed, 1))
-        self.progress.emit("started", time=time.time())
-        if self.resume_state is not None:
-            from ftui.server import checkpoints
 
-            self.progress.emit("resumed", from_step=pos.step, time=time.time())
-            # Last, after everything that draws random numbers (LoRA init included).
-            checkpoints.restore_rng(self.resume_state["rng"])
-            self.resume_state = None
-        while pos.epoch <= n_epochs:
-            assert pos.order is not None
-            while pos.done < len(pos.order):
-                indices = pos.order[pos.done]
-                t = self._batch(self.train, indices)
-                learning_rate = optimizer.param_groups[0]["lr"]
-                loss, counts = self._forward(t)
-                metrics = {**_ratios(counts), "loss": loss.item()}
-                if not math.isfinite(metrics["loss"]):
-                    raise TrainError(
-                        f"Training diverged: the loss became {metrics['loss']} at step "
-                        f"{pos.step + 1}. Try a lower learning_rate_multiplier."
-                    )
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                n_tokens = int(t["attention_mask"].sum())
-                pos.step += 1
-                pos.done += 1
-                pos.tokens += n_tokens
-                pos.examples += len(indices)
-                last = pos.step == total
-                epoch_end = pos.done == len(pos.order)
-                pausing = _pause_requested and not last
-                checkpointing = pausing or (epoch_end and self.options.checkpoints_dir is not None)
-                row = {
-                    "step": pos.step,
-                    "epoch": pos.epoch,
-                    "total_steps": total,
-                    "elapsed_tokens": pos.tokens,
-                    "elapsed_examples": pos.examples,
-                    "training_loss": metrics["loss"],
-                    "training_sequence_accuracy": metrics["sequence_accuracy"],
-                    "training_token_accuracy": metrics["token_accuracy"],
-                    "learning_rate": learning_rate,
-                    "tokens": n_tokens,
-                }
-                if valid_batches and (pos.step % every == 0 or last or checkpointing):
-                    # One validation batch per point, cycling, like the legacy results file.
-                    v = self._evaluate([valid_batches[(pos.step // every) % len(valid_batches)]])
-                    row["validation_loss"] = v["loss"]
-                    row["validation_sequence_accuracy"] = v["sequence_accuracy"]
-                    row["validation_token_accuracy"] = v["token_accuracy"]
-                if self.classification is not None and epoch_end:
-                    row.update(self._classification_metrics())
-                self.progress.emit("step", **row, time=time.time())
-                if epoch_end:
-                    self.progress.emit(
-                        "epoch", epoch=pos.epoch, n_epochs=n_epochs, time=time.time()
-                    )
-                if checkpointing:
-                    path = self._checkpoint(pos, row, optimizer, scheduler)
-                if pausing:
-                    self.progress.emit("paused", step=pos.step, path=str(path), time=time.time())
-                    return False
-            pos.epoch += 1
-            pos.done = 0
-            if pos.epoch <= n_epochs:
-                pos.order = build_batches(lengths, batch_size, self.seed, pos.epoch)
-        return True
+    def _forward(
+        self, t: dict[str, torch.Tensor], total_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        with self._autocast():
+            logits = self.model(
+                input_ids=t["input_ids"], attention_mask=t["attention_mask"], use_cache=False
+            ).logits
+        return loss_and_counts(
+            logits, t["input_ids"], t["target_weights"], t["completion_targets"], total_weight
+        )
+
+    def _by_length(self) -> list[int]:
+        return sorted(range(len(self.valid)), key=lambda i: len(self.valid[i].ids))
+
+    def evaluate(self, batches: list[list[int]]) -> Metrics:
+        """Validation metrics pooled over the given batches (sums, then ratios), each batch run
+        in micro-batches like training."""
+        import torch
+
+        totals: dict[str, float] = {}
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for indices in batches:
+                    for part in chunks(indices, self.hp.micro_batch_size):
+                        add_counts(totals, self._forward(self._batch(self.valid, part))[1])
+        finally:
+            self.model.train()
+        return ratios(totals)
+
+    def _classification_metrics(self) -> dict[str, Any]:
+        if self.classification is None:
+            return {}
+        with self._autocast():
+            logprobs = score_first_tokens(
+                self.model,
+                self.class_prompts,
+                self.classification.token_ids,
+                self.pad_id,
+                self.device,
+                batch_size=max(1, min(self.hp.micro_batch_size, CLASSIFICATION_BATCH)),
+            )
+        return self.classification.metrics(logprobs)
 
 
-def train_job(job_dir: Path, progress: Progress) -> None:
-    spec = read_spec(job_dir)
-    options = read_options(spec)
-    train = load_examples(spec["training_file"], "training file")
-    valid = None
-    if spec.get("validation_file"):
-        valid = load_examples(spec["validation_file"], "validation file")
+def train_job(job_dir: Path, writer: ProgressWriter, pause: PauseRequest) -> None:
+    spec = JobSpec.read(job_dir)
+    train = load_examples(spec.training_file, "training file")
+    valid = load_examples(spec.validation_file, "validation file") if spec.validation_file else None
     classification = None
-    if options.classification is not None:
-        from ftui.server.classification import ClassificationSetup
-
-        classification = ClassificationSetup(options.classification, train, valid)
-    hp = resolve_hyperparams(spec.get("hyperparams") or {}, len(train))
-    total = hp["n_epochs"] * steps_per_epoch(len(train), hp["batch_size"])
+    if spec.classification is not None:
+        classification = ClassificationSetup(spec.classification, train, valid)
+    hp = spec.hyperparams.resolve(len(train), spec.dialect)
+    total = hp.n_epochs * steps_per_epoch(len(train), hp.batch_size)
     base = _resolve_base(spec)  # before importing torch: a missing model fails in a blink
-    lora_on = use_lora(options.lora, count_parameters(base))
-    progress.emit("hyperparams", **hp, n_examples=len(train), total_steps=total, lora=lora_on)
-    _setup_runtime(thread_count(spec))
-    trainer = Trainer(spec, hp, progress, options, job_dir)
-    trainer.classification = classification
-    trainer.prepare(base, train, valid, lora_on)
+    lora_on = use_lora(spec.lora, count_parameters(base))
+    writer.write(progress.Hyperparams(hp.as_dict(), len(train), total, lora_on))
+    _setup_runtime(spec.thread_count())
+    trainer = Trainer(spec, hp, total, writer, job_dir, pause, classification)
+    trainer.setup(base, train, valid, lora_on)
     if not trainer.fit():
         return  # paused: the checkpoint is the state to resume from; no final model
-    output_dir = Path(spec["output_dir"])
-    save_model(trainer.model, trainer.tokenizer, output_dir)
-    progress.emit("model_saved", path=str(output_dir), time=time.time())
+    save_model(trainer.model, trainer.tokenizer, spec.output_dir)
+    writer.write(progress.ModelSaved(str(spec.output_dir)))
 
 
 def _failure_message(exc: BaseException) -> str:
-    from ftui.server.basemodels import BaseModelConfigError, BaseModelNotFound
-
-    if isinstance(exc, TrainError | BaseModelNotFound | BaseModelConfigError):
+    if isinstance(exc, TrainError | basemodels.BaseModelNotFound | basemodels.BaseModelConfigError):
         return str(exc)
     problem = _disk_problem(exc)
     if problem is not None:
         return problem.job_failure
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return (
-            "Training ran out of memory. Try a smaller batch_size, shorter examples or a "
-            "smaller base model."
+            "Training ran out of memory. Try a smaller micro_batch_size (the same training in "
+            "smaller pieces), shorter examples or a smaller base model."
         )
     return f"{UNEXPECTED}: {type(exc).__name__}: {exc}"
 
@@ -982,22 +881,21 @@ def _say(text: str) -> None:
 
 def run(job_dir: str | os.PathLike[str]) -> int:
     """Run the job in ``job_dir``; returns the exit status (0 success or paused, 1 failure)."""
-    global _pause_requested
     job_dir = Path(job_dir)
-    _set_worker_env()
-    _pause_requested = False
+    procenv.runtime_env()  # before torch is first imported
+    pause = PauseRequest()
     try:  # first thing: SIGUSR1's default action would kill the process
-        previous = signal.signal(signal.SIGUSR1, _request_pause)
+        previous = signal.signal(signal.SIGUSR1, pause)
     except ValueError:  # not the main thread (tests may call run() from one): no pausing
         previous = None
     try:
         try:
-            progress = Progress(job_dir / progresslog.FILE_NAME)
+            writer = ProgressWriter(job_dir / progresslog.FILE_NAME)
         except OSError as e:
             _say(f"ftui train: cannot write progress to {job_dir}: {e}")
             return 1
         try:
-            train_job(job_dir, progress)
+            train_job(job_dir, writer, pause)
             return 0
         except Exception as exc:
             message = _failure_message(exc)
@@ -1008,12 +906,12 @@ def run(job_dir: str | os.PathLike[str]) -> int:
             problem = _disk_problem(exc)
             code = f"storage_{problem.kind}" if problem else "training_failed"
             try:
-                progress.emit("failed", message=message, code=code)
+                writer.write(progress.Failed(message, code))
             except OSError as e:  # a full disk: the runner finds out why by itself
                 _say(f"ftui train: cannot report the failure: {e}")
             return 1
         finally:
-            progress.close()
+            writer.close()
     finally:
         if previous is not None:
             signal.signal(signal.SIGUSR1, previous)

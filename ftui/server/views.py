@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
+from ftui import dialects
 from ftui.server.store import (
     CheckpointRecord,
     EventRecord,
@@ -21,8 +22,13 @@ from ftui.server.store import (
 log = logging.getLogger("ftui.server")
 
 LEGACY_STATUS = {"validating_files": "pending", "queued": "pending"}
-LEGACY_DEFAULTS = {"n_epochs": 4, "prompt_loss_weight": 0.01}
-HYPERPARAM_KEYS = ("batch_size", "learning_rate_multiplier", "n_epochs")
+# What a legacy job shows before training resolves the rest (the others stay null until then).
+LEGACY_DEFAULTS = {
+    "n_epochs": dialects.LEGACY_DEFAULT_N_EPOCHS,
+    "prompt_loss_weight": dialects.DEFAULT_PROMPT_LOSS_WEIGHT,
+}
+# In the order the original service listed them.
+SHOWN_HYPERPARAMETERS = tuple(sorted(dialects.HYPERPARAMETERS))
 CLASSIFICATION_KEYS = (
     "compute_classification_metrics",
     "classification_n_classes",
@@ -54,11 +60,11 @@ def _file_or_stub(store: Store, file_id: str) -> dict[str, Any]:
 
 def legacy_hyperparams(job: JobRecord) -> dict[str, Any]:
     if job.hyperparams:
-        out = {k: job.hyperparams.get(k) for k in (*HYPERPARAM_KEYS, "prompt_loss_weight")}
+        out = {k: job.hyperparams.get(k) for k in (*SHOWN_HYPERPARAMETERS, "prompt_loss_weight")}
     else:
         out = {
             k: job.params[k] if job.params.get(k) is not None else LEGACY_DEFAULTS.get(k)
-            for k in (*HYPERPARAM_KEYS, "prompt_loss_weight")
+            for k in (*SHOWN_HYPERPARAMETERS, "prompt_loss_weight")
         }
     if job.params.get("compute_classification_metrics"):
         out.update({k: job.params.get(k) for k in CLASSIFICATION_KEYS})
@@ -102,8 +108,10 @@ def legacy_job(store: Store, job: JobRecord, with_events: bool = True) -> dict[s
 
 def current_hyperparameters(job: JobRecord) -> dict[str, Any]:
     if job.hyperparams:
-        return {k: job.hyperparams.get(k) for k in HYPERPARAM_KEYS}
-    return {k: job.params[k] if job.params.get(k) is not None else "auto" for k in HYPERPARAM_KEYS}
+        return {k: job.hyperparams.get(k) for k in SHOWN_HYPERPARAMETERS}
+    return {
+        k: job.params[k] if job.params.get(k) is not None else "auto" for k in SHOWN_HYPERPARAMETERS
+    }
 
 
 def current_event(event: EventRecord) -> dict[str, Any]:
