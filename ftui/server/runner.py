@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.commands.serve import API_KEY_ENV
-from ftui.server import naming, progresslog, resultsfile
+from ftui.server import hf, naming, progresslog, resultsfile
 from ftui.server.diskio import (
     StorageProblem,
     StorageUnavailable,
@@ -391,7 +391,7 @@ class Runner(ProgressApplier):
     @staticmethod
     def _child_env() -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-        return dict(env, OMP_WAIT_POLICY="PASSIVE", TOKENIZERS_PARALLELISM="false")
+        return dict(env, **hf.RUNTIME_ENV)  # before the child first imports torch
 
     async def _watch(self, running: RunningJob) -> None:
         try:
