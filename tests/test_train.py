@@ -451,3 +451,25 @@ def test_saving_replaces_an_older_model_without_leftovers(tmp_path, tiny_model_d
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert not (out / "stale.txt").exists()
     assert AutoModelForCausalLM.from_pretrained(out).config.vocab_size == model.config.vocab_size
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (json.dumps({"messages": [{"role": "narrator", "content": "x"},
+                                  {"role": "assistant", "content": "y"}]}),
+         '"messages"[0] has role "narrator"'),
+        ('{"prompt": "\\ud800", "completion": " x"}', 'field "prompt" holds a lone surrogate'),
+        ('{"prompt": "a", "completion": " b", "n": NaN}', 'field "n" is NaN'),
+        ('{"messages": [{"role": "assistant", "content": "y"}]}',
+         "is in the chat format but earlier lines are in the prompt_completion format"),
+    ],
+)  # fmt: skip
+def test_training_reads_files_by_the_upload_checks_rules(tmp_path, line, why):
+    path = write_jsonl(tmp_path / "train.jsonl", make_sentiment_examples(1, 0))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    with pytest.raises(T.TrainError) as failure:
+        T.load_examples(path)
+    message = str(failure.value)
+    assert message.startswith(f"The training file {path}, line 2 ") and why in message
