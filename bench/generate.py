@@ -17,7 +17,6 @@ forward pass (the loop's own cost, the only part that differs between the two).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -26,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (engine-notes)
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from ftui.server.hf import set_runtime_env  # noqa: E402  (imports no torch)
+
+set_runtime_env()  # before torch is imported, as the server does
 
 DEFAULT_PROMPT = (
     "The city council met on Tuesday to discuss the new public library. After a long debate "
@@ -155,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     path = model_dir(args)
     import torch
 
-    from ftui.server import infer
+    from ftui.server import model_cache
 
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    entry = infer.load_model(path)
+    entry = model_cache.load_model(path)
     print(
         f"loaded in {time.perf_counter() - started:.1f} s; torch threads {torch.get_num_threads()}"
     )

@@ -87,6 +87,7 @@ def worker_hf(spec: dict, lora: bool, out: Path) -> None:
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
+    from ftui.server import encode, hf
     from ftui.server import train as T
 
     torch.set_num_threads(spec["threads"])
@@ -99,11 +100,13 @@ def worker_hf(spec: dict, lora: bool, out: Path) -> None:
         from ftui.server import lora as L
 
         model = L.wrap(model)  # the same adapters ftui uses: r 8, α 16, all linear layers
-    eos = T.eos_token_id(tokenizer, model.config)
+    specials = hf.specials(tokenizer, model.config, model.generation_config)
+    eos = T.eos_token_id(specials)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     features = []
     for e in T.load_examples(spec["training_file"]):
-        enc = T.encode_legacy(tokenizer, e["prompt"], e["completion"], eos)  # identical tokens
+        # identical tokens
+        enc = encode.encode_legacy(tokenizer, specials, e["prompt"], e["completion"])
         labels = [t if c else -100 for t, c in zip(enc.ids, enc.completion, strict=True)]
         features.append({"input_ids": enc.ids, "labels": labels})
 

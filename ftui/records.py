@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ftui.textsafe import first_surrogate
@@ -147,6 +147,21 @@ def validate_jsonl(lines: Iterable[bytes]) -> JsonlSummary:
     """
     examples = 0
     fmt: str | None = None
+    for _, obj in iter_examples(lines):
+        examples += 1
+        fmt = fmt or record_format(obj)
+    if examples == 0:
+        raise RecordError(1, "the file has no examples")
+    assert fmt is not None
+    return JsonlSummary(examples=examples, format=fmt)
+
+
+def iter_examples(lines: Iterable[bytes]) -> Iterator[tuple[int, dict]]:
+    """The examples of a fine-tuning JSONL file with their line numbers, each checked as
+    validate_jsonl checks it (the upload check and the training process both read files this
+    way, so they cannot disagree); RecordError for the first bad line. Yields nothing for a file
+    without examples."""
+    fmt: str | None = None
     # Lone surrogates come only from \u escapes, non-finite numbers only from the constants or
     # from numbers too large for a float: the value walk runs for the lines that have them.
     unusual: list[str] = []
@@ -197,8 +212,4 @@ def validate_jsonl(lines: Iterable[bytes]) -> JsonlSummary:
             raise RecordError(
                 number, f"is in the {this} format but earlier lines are in the {fmt} format"
             )
-        examples += 1
-    if examples == 0:
-        raise RecordError(1, "the file has no examples")
-    assert fmt is not None
-    return JsonlSummary(examples=examples, format=fmt)
+        yield number, obj

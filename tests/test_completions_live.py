@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from ftui.server.api import ServerConfig, create_app
-from ftui.server.completions import CompletionService, Job
+from ftui.server.completions import CompletionService, Generation
 from tests.conftest import prepare_data_dir
 from tests.serverproc import write_alias_table
 
@@ -40,7 +40,7 @@ class Live:
     base_url: str
     address: tuple[str, int]
     service: CompletionService
-    jobs: list[Job]
+    jobs: list[Generation]
     submitted: threading.Event
 
 
@@ -64,11 +64,11 @@ def live(tmp_path: Path, tiny_model_dir: Path, monkeypatch) -> Iterator[Live]:
     write_alias_table(data_dir, {"tiny": tiny_model_dir, "long": long_dir})
     app = create_app(ServerConfig(data_dir=data_dir))
     service: CompletionService = app.state.server.completions
-    jobs: list[Job] = []
+    jobs: list[Generation] = []
     submitted = threading.Event()
     original = service._submit
 
-    def spy(job: Job, work):
+    def spy(job: Generation, work):
         jobs.append(job)
         future = original(job, work)
         submitted.set()

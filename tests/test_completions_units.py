@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftui.server import infer
+from ftui.server import infer, model_cache
 from ftui.server.completions import parse_request
 
 # ---------------------------------------------------------------- the model cache
 
 
 def test_cache_is_lru_bounded_by_count(tiny_model_dir):
-    cache = infer.ModelCache(max_models=2, max_bytes=1 << 40, device="cpu")
+    cache = model_cache.ModelCache(max_models=2, max_bytes=1 << 40, device="cpu")
     a = cache.get("a", tiny_model_dir)
     cache.get("b", tiny_model_dir)
     assert cache.get("a", tiny_model_dir) is a  # a hit, and now the most recent
@@ -27,14 +27,14 @@ def test_cache_is_lru_bounded_by_count(tiny_model_dir):
 
 
 def test_cache_is_bounded_by_memory(tiny_model_dir):
-    one = infer.load_model(tiny_model_dir).nbytes
-    cache = infer.ModelCache(max_models=10, max_bytes=int(one * 2.5), device="cpu")
+    one = model_cache.load_model(tiny_model_dir).nbytes
+    cache = model_cache.ModelCache(max_models=10, max_bytes=int(one * 2.5), device="cpu")
     for key in "abcd":
         cache.get(key, tiny_model_dir)
     assert cache.keys() == ["c", "d"]
     assert cache.used_bytes == 2 * one
     # A model larger than the whole budget still loads (alone), rather than failing.
-    small = infer.ModelCache(max_models=10, max_bytes=1, device="cpu")
+    small = model_cache.ModelCache(max_models=10, max_bytes=1, device="cpu")
     small.get("a", tiny_model_dir)
     small.get("b", tiny_model_dir)
     assert small.keys() == ["b"]
@@ -42,7 +42,7 @@ def test_cache_is_bounded_by_memory(tiny_model_dir):
 
 def test_concurrent_requests_for_one_model_load_it_once(tiny_model_dir, monkeypatch):
     loads = []
-    real = infer.load_model
+    real = model_cache.load_model
     gate = threading.Event()
 
     def counting(path, key=None, device="cpu"):
@@ -50,8 +50,8 @@ def test_concurrent_requests_for_one_model_load_it_once(tiny_model_dir, monkeypa
         gate.wait(30)  # hold the first load until every thread has asked
         return real(path, key, device)
 
-    monkeypatch.setattr(infer, "load_model", counting)
-    cache = infer.ModelCache(device="cpu")
+    monkeypatch.setattr(model_cache, "load_model", counting)
+    cache = model_cache.ModelCache(device="cpu")
     results = []
     threads = [
         threading.Thread(target=lambda: results.append(cache.get("k", tiny_model_dir)))
@@ -67,7 +67,7 @@ def test_concurrent_requests_for_one_model_load_it_once(tiny_model_dir, monkeypa
 
 
 def test_discard_drops_matching_entries(tiny_model_dir):
-    cache = infer.ModelCache(device="cpu")
+    cache = model_cache.ModelCache(device="cpu")
     cache.get(("fine-tuned", "m1", "/x"), tiny_model_dir)
     cache.get(("base", "/y"), tiny_model_dir)
     assert cache.discard(lambda key: key[0] == "fine-tuned") == 1
@@ -167,7 +167,7 @@ def test_a_long_stop_sequence_costs_no_more_per_token():
 
 
 def test_detokenizer_holds_partial_utf8(tiny_model_dir):
-    entry = infer.load_model(tiny_model_dir)
+    entry = model_cache.load_model(tiny_model_dir)
     ids = entry.encode("é☕x")
     detok = infer.Detokenizer(entry.decode, [])
     deltas = [detok.push(i) for i in ids]
@@ -191,16 +191,16 @@ def test_request_defaults_follow_the_reference():
 
 @pytest.mark.parametrize("prompt", ["", "Hi"])
 def test_prompt_preparation(tiny_model_dir, prompt):
-    entry = infer.load_model(tiny_model_dir)
+    entry = model_cache.load_model(tiny_model_dir)
     prepared = infer.prepare_prompt(entry, prompt)
     if prompt:
         assert prepared.ids == entry.encode(prompt) and prepared.hidden == 0
     else:  # an empty prompt is conditioned on the start token, which is not echoed
-        assert prepared.ids == [entry.start_id] and prepared.hidden == 1
+        assert prepared.ids == [entry.specials.start_id] and prepared.hidden == 1
 
 
 def test_budget_checks_name_the_field(tiny_model_dir, monkeypatch):
-    entry = infer.load_model(tiny_model_dir)
+    entry = model_cache.load_model(tiny_model_dir)
     prompts = [infer.Prompt([5] * 40), infer.Prompt([5] * 10)]
     infer.check_budget(entry, prompts, 216, rows=2)  # 40 + 216 = the whole context: fine
     with pytest.raises(infer.RequestError) as context:
@@ -220,13 +220,13 @@ def test_budget_checks_name_the_field(tiny_model_dir, monkeypatch):
 
 
 def test_shutdown_cancels_running_generations(tiny_model_dir, tmp_path):
-    from ftui.server.completions import CompletionRequest, CompletionService, Job
+    from ftui.server.completions import CompletionRequest, CompletionService, Generation
     from ftui.server.store import Store
 
     service = CompletionService(Store(tmp_path), device="cpu")
     entry = service.models.get("tiny", tiny_model_dir)
     request = CompletionRequest(model="tiny", prompts=["Hi"], max_tokens=250, logit_bias={2: -100})
-    job = Job("cmpl-test", entry, [infer.prepare_prompt(entry, "Hi")], request)
+    job = Generation("cmpl-test", entry, [infer.prepare_prompt(entry, "Hi")], request)
     started = threading.Event()
 
     def emit(i, event):

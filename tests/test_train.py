@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ftui.server import jobspec
+from ftui.server import encode, hf, jobspec
 from ftui.server import train as T
 from tests.tiny_model import EOS, build_tokenizer, make_sentiment_examples
 
@@ -102,6 +102,11 @@ def tokenizer():
     return build_tokenizer()
 
 
+@pytest.fixture(scope="module")
+def specials(tokenizer):
+    return hf.specials(tokenizer)
+
+
 # ---------------------------------------------------------------- hyperparameters and batching
 
 
@@ -169,17 +174,16 @@ def test_batches_cover_every_example_once_grouped_by_length_and_seeded():
 # ---------------------------------------------------------------- encoding
 
 
-def test_legacy_example_is_prompt_then_completion_then_eos(tokenizer):
+def test_legacy_example_is_prompt_then_completion_then_eos(tokenizer, specials):
     eos = tokenizer.convert_tokens_to_ids(EOS)
-    e = T.encode_legacy(tokenizer, "The movie was great.\n\n###\n\n", " positive", eos)
+    e = encode.encode_legacy(tokenizer, specials, "The movie was great.\n\n###\n\n", " positive")
     prompt = tokenizer("The movie was great.\n\n###\n\n")["input_ids"]
     label = tokenizer(" positive", add_special_tokens=False)["input_ids"]
     assert e.ids == prompt + label + [eos]
     assert e.completion == [False] * len(prompt) + [True] * (len(label) + 1)
 
 
-def test_chat_example_marks_only_assistant_replies_as_completion(tokenizer):
-    eos = tokenizer.convert_tokens_to_ids(EOS)
+def test_chat_example_marks_only_assistant_replies_as_completion(tokenizer, specials):
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "hi"},
@@ -187,7 +191,7 @@ def test_chat_example_marks_only_assistant_replies_as_completion(tokenizer):
         {"role": "user", "content": "yes?"},
         {"role": "assistant", "content": "no"},
     ]
-    e = T.encode_chat(tokenizer, messages, eos)
+    e = encode.encode_chat(tokenizer, specials, messages)
     completions, current = [], []
     for tok, flag in zip(e.ids, e.completion, strict=True):
         if flag:
@@ -202,8 +206,8 @@ def test_chat_example_marks_only_assistant_replies_as_completion(tokenizer):
     assert tokenizer.decode(e.ids) == rendered.removesuffix("\n")
 
     # A reply with weight 0 (current API) is context, not a target.
-    skipped = T.encode_chat(
-        tokenizer, [*messages[:2], {**messages[2], "weight": 0}, *messages[3:]], eos
+    skipped = encode.encode_chat(
+        tokenizer, specials, [*messages[:2], {**messages[2], "weight": 0}, *messages[3:]]
     )
     assert skipped.ids == e.ids
     assert tokenizer.decode([t for t, f in zip(e.ids, skipped.completion, strict=True) if f]) == (
@@ -212,7 +216,7 @@ def test_chat_example_marks_only_assistant_replies_as_completion(tokenizer):
 
     tokenizer_without_template = build_tokenizer()
     tokenizer_without_template.chat_template = None
-    fallback = T.encode_chat(tokenizer_without_template, messages[1:3], eos)
+    fallback = encode.encode_chat(tokenizer_without_template, specials, messages[1:3])
     assert tokenizer.decode(fallback.ids) == "<|im_start|>user\nhi<|im_end|>\n" + (
         "<|im_start|>assistant\nhello<|im_end|>"
     )
@@ -220,21 +224,25 @@ def test_chat_example_marks_only_assistant_replies_as_completion(tokenizer):
 
 def test_truncation_drops_the_start_of_the_prompt():
     e = T.Encoded(list(range(10)), [False] * 7 + [True] * 3)
-    assert T.truncate(e, 5) == T.Encoded([5, 6, 7, 8, 9], [False, False, True, True, True])
-    assert T.truncate(e, 2) == T.Encoded([7, 8], [True, True])
-    assert T.truncate(e, 10) is e
+    assert encode.truncate(e, 5) == T.Encoded([5, 6, 7, 8, 9], [False, False, True, True, True])
+    assert encode.truncate(e, 2) == T.Encoded([7, 8], [True, True])
+    assert encode.truncate(e, 10) is e
 
 
 # ---------------------------------------------------------------- loss and metrics
 
 
-def test_weighted_loss_equals_hand_computation_including_eos_target(tiny_model_dir, tokenizer):
+def test_weighted_loss_equals_hand_computation_including_eos_target(
+    tiny_model_dir, tokenizer, specials
+):
     eos = tokenizer.convert_tokens_to_ids(EOS)
     assert tokenizer.pad_token_id == eos  # the case where masking ids == pad would drop EOS
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     examples = [
-        T.encode_legacy(tokenizer, "Great.\n\n###\n\n", " positive", eos),
-        T.encode_legacy(tokenizer, "It was awful and boring.\n\n###\n\n", " negative", eos),
+        encode.encode_legacy(tokenizer, specials, "Great.\n\n###\n\n", " positive"),
+        encode.encode_legacy(
+            tokenizer, specials, "It was awful and boring.\n\n###\n\n", " negative"
+        ),
     ]
     plw = 0.25
     batch = T.collate(examples, eos, plw)
@@ -454,3 +462,25 @@ def test_saving_replaces_an_older_model_without_leftovers(tmp_path, tiny_model_d
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert not (out / "stale.txt").exists()
     assert AutoModelForCausalLM.from_pretrained(out).config.vocab_size == model.config.vocab_size
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (json.dumps({"messages": [{"role": "narrator", "content": "x"},
+                                  {"role": "assistant", "content": "y"}]}),
+         '"messages"[0] has role "narrator"'),
+        ('{"prompt": "\\ud800", "completion": " x"}', 'field "prompt" holds a lone surrogate'),
+        ('{"prompt": "a", "completion": " b", "n": NaN}', 'field "n" is NaN'),
+        ('{"messages": [{"role": "assistant", "content": "y"}]}',
+         "is in the chat format but earlier lines are in the prompt_completion format"),
+    ],
+)  # fmt: skip
+def test_training_reads_files_by_the_upload_checks_rules(tmp_path, line, why):
+    path = write_jsonl(tmp_path / "train.jsonl", make_sentiment_examples(1, 0))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    with pytest.raises(T.TrainError) as failure:
+        T.load_examples(path)
+    message = str(failure.value)
+    assert message.startswith(f"The training file {path}, line 2 ") and why in message

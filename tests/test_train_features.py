@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftui.server import checkpoints as CK
+from ftui.server import encode, hf
 from ftui.server import train as T
 from ftui.server.jobspec import JobSpec
 from tests.test_train import (
@@ -323,11 +324,11 @@ def test_validation_columns_exactly_when_a_validation_file_is_given(tmp_path, ti
         # Full validation: Σ w·ce / Σ w pooled over every validation example, by hand.
         tokenizer = AutoTokenizer.from_pretrained(ckpt["path"])
         model = AutoModelForCausalLM.from_pretrained(ckpt["path"]).eval()
-        eos = tokenizer.eos_token_id
+        specials = hf.specials(tokenizer, model.config, model.generation_config)
         num = den = right = n = 0.0
         with torch.no_grad():
             for e in valid:
-                enc = T.encode_legacy(tokenizer, e["prompt"], e["completion"], eos)
+                enc = encode.encode_legacy(tokenizer, specials, e["prompt"], e["completion"])
                 logp = model(input_ids=torch.tensor([enc.ids])).logits[0].double().log_softmax(-1)
                 for j in range(len(enc.ids) - 1):
                     is_completion = enc.completion[j + 1]
@@ -383,11 +384,10 @@ def test_a_checkpoint_per_epoch_written_atomically_and_usable_as_a_model(tmp_pat
     )
     state = torch.load(root / names[-1] / CK.STATE_FILE, weights_only=True)
     assert (state["step"], state["epoch"], state["done"]) == (12, 3, 4)
+    tiny_tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tiny_specials = hf.specials(tiny_tokenizer)
     assert state["order"] == T.build_batches(
-        [
-            len(T.encode_example(AutoTokenizer.from_pretrained(tiny_model_dir), e, 2, 256).ids)
-            for e in train
-        ],
+        [len(encode.encode_example(tiny_tokenizer, tiny_specials, e, 256).ids) for e in train],
         8,
         2,
         3,

@@ -127,6 +127,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.device == "cuda":  # asked for by name: refuse at once rather than at first use
+        from ftui.server import hf
+
+        try:
+            hf.pick_device("cuda")
+        except hf.DeviceUnavailable as exc:
+            print(f"Cannot use --device cuda: {exc}", file=sys.stderr)
+            return 2
     try:
         data_dir = (args.data_dir or server_data_dir()).expanduser().resolve()
     except RuntimeError:  # `~user/…` for a user this machine does not have

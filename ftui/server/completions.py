@@ -25,8 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ftui.server import basemodels, infer, params
+from ftui.server import basemodels, hf, infer, params
 from ftui.server.errors import APIError, bad_request, shorten
+from ftui.server.model_cache import LoadedModel, ModelCache
 from ftui.server.store import Store, new_id, now
 from ftui.textsafe import first_surrogate
 
@@ -291,9 +292,9 @@ class Candidate:
 
     text: list[str] = field(default_factory=list)
     tokens: list[infer.Token] = field(default_factory=list)
-    finish: infer.Event | None = None
+    finish: infer.GenerationEvent | None = None
 
-    def add(self, event: infer.Event) -> None:
+    def add(self, event: infer.GenerationEvent) -> None:
         if event.kind == "finish":
             self.finish = event
         else:
@@ -301,15 +302,15 @@ class Candidate:
             self.tokens.extend(event.tokens)
 
 
-# ---------------------------------------------------------------- one generation job
+# ---------------------------------------------------------------- one generation
 
 
 @dataclass
-class Job:
+class Generation:
     """A request's generation, run on a worker thread."""
 
     id: str
-    entry: infer.LoadedModel
+    entry: LoadedModel
     prompts: list[infer.Prompt]
     request: CompletionRequest
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -318,10 +319,10 @@ class Job:
     released: int = 0  # pieces of text handed out so far (about one per token)
     cancelled: bool = False
 
-    def run(self, emit: Callable[[int, infer.Event], None]) -> None:
+    def run(self, emit: Callable[[int, infer.GenerationEvent], None]) -> None:
         sampling = self.request.sampling()
 
-        def count(i: int, event: infer.Event) -> None:
+        def count(i: int, event: infer.GenerationEvent) -> None:
             if event.kind == "finish":
                 self.generated += event.completion_tokens
             elif event.kind == "text":
@@ -410,20 +411,20 @@ class CompletionService:
 
     def __init__(self, store: Store, device: str = "auto", workers: int | None = None) -> None:
         # Before anything in this process imports torch (a bundled-model conversion does too).
-        infer.set_runtime_env()
+        hf.set_runtime_env()
         self.store = store
-        self.models = infer.ModelCache(device=device)
+        self.models = ModelCache(device=device)
         env_workers = os.environ.get("FTUI_GENERATION_WORKERS", "")
         self.workers = workers or (int(env_workers) if env_workers.isdigit() else 0)
         self.workers = max(1, self.workers or DEFAULT_WORKERS)
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ftui-generate")
-        self.active: dict[str, Job] = {}
+        self.active: dict[str, Generation] = {}
 
     def shutdown(self) -> None:
         """Stop every running generation and the worker threads (for the server's lifespan
         end: otherwise a generation still running keeps the process alive until it is done)."""
-        for job in list(self.active.values()):
-            job.cancel.set()
+        for generation in list(self.active.values()):
+            generation.cancel.set()
         self.executor.shutdown(wait=True, cancel_futures=True)
 
     # --- routes ---------------------------------------------------------------------------
@@ -489,7 +490,7 @@ class CompletionService:
             raise self._not_found(name, f"{exc.strerror or exc}.") from None
         return ("base", str(path)), path
 
-    def _load(self, name: str, key: Hashable, path: Path) -> infer.LoadedModel:
+    def _load(self, name: str, key: Hashable, path: Path) -> LoadedModel:
         try:
             return self.models.get(key, path)
         except Exception as exc:
@@ -506,7 +507,7 @@ class CompletionService:
                 type="server_error",
             ) from None
 
-    def _prepare(self, entry: infer.LoadedModel, req: CompletionRequest) -> list[infer.Prompt]:
+    def _prepare(self, entry: LoadedModel, req: CompletionRequest) -> list[infer.Prompt]:
         too_big = [t for t in req.logit_bias if t >= entry.vocab_size]
         if too_big:
             raise bad_request(
@@ -529,38 +530,38 @@ class CompletionService:
         key, path = await asyncio.to_thread(self._resolve, req.model)
         entry = await asyncio.to_thread(self._load, req.model, key, path)
         prompts = await asyncio.to_thread(self._prepare, entry, req)
-        job = Job(new_id("cmpl-"), entry, prompts, req)
+        generation = Generation(new_id("cmpl-"), entry, prompts, req)
         if req.stream:
-            return self._stream(job)
-        return await self._collect(request, job)
+            return self._stream(generation)
+        return await self._collect(request, generation)
 
-    def _submit(self, job: Job, work: Callable[[], None]) -> Future:
-        self.active[job.id] = job
+    def _submit(self, generation: Generation, work: Callable[[], None]) -> Future:
+        self.active[generation.id] = generation
 
         def run() -> None:
             try:
                 work()
             finally:
-                self.active.pop(job.id, None)
-                job.done.set()
+                self.active.pop(generation.id, None)
+                generation.done.set()
 
         return self.executor.submit(run)
 
-    async def _collect(self, request: Request, job: Job) -> Response:
-        req = job.request
-        candidates = [[Candidate() for _ in range(req.best_of)] for _ in job.prompts]
+    async def _collect(self, request: Request, generation: Generation) -> Response:
+        req = generation.request
+        candidates = [[Candidate() for _ in range(req.best_of)] for _ in generation.prompts]
 
-        def emit(i: int, event: infer.Event) -> None:
+        def emit(i: int, event: infer.GenerationEvent) -> None:
             candidates[i][event.choice].add(event)
 
-        future = asyncio.wrap_future(self._submit(job, lambda: job.run(emit)))
-        watcher = asyncio.create_task(_wait_disconnect(request.receive, job.cancel.set))
+        future = asyncio.wrap_future(self._submit(generation, lambda: generation.run(emit)))
+        watcher = asyncio.create_task(_wait_disconnect(request.receive, generation.cancel.set))
         try:
             await asyncio.wait({future, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
         if not future.done():  # the client went away: nobody will read an answer
-            job.cancel.set()
+            generation.cancel.set()
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
             return Response(status_code=204)
         try:
@@ -568,7 +569,7 @@ class CompletionService:
         except infer.Cancelled:
             return Response(status_code=204)
         except Exception as exc:
-            log.exception("completion %s failed", job.id)
+            log.exception("completion %s failed", generation.id)
             raise APIError(
                 500, f"Generation failed: {type(exc).__name__}: {exc}", type="server_error"
             ) from None
@@ -589,38 +590,38 @@ class CompletionService:
                     }
                 )
         body = {
-            "id": job.id,
+            "id": generation.id,
             "object": "text_completion",
             "created": now(),
             "model": req.model,
             "choices": choices,
-            "usage": job.usage(),
+            "usage": generation.usage(),
         }
         return JSONResponse(body)
 
-    def _stream(self, job: Job) -> Response:
-        req = job.request
+    def _stream(self, generation: Generation) -> Response:
+        req = generation.request
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         created = now()
 
-        def emit(i: int, event: infer.Event) -> None:
+        def emit(i: int, event: infer.GenerationEvent) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, (i, event))
 
         def work() -> None:
             end = _Stop()
             try:
-                job.run(emit)
+                generation.run(emit)
             except infer.Cancelled:
                 pass
             except Exception as exc:
-                log.exception("completion %s failed", job.id)
+                log.exception("completion %s failed", generation.id)
                 end = _Stop(exc)
             loop.call_soon_threadsafe(queue.put_nowait, end)
 
         def chunk(choices: list[dict[str, Any]], usage: Any = None) -> str:
             body = {
-                "id": job.id,
+                "id": generation.id,
                 "object": "text_completion",
                 "created": created,
                 "model": req.model,
@@ -633,12 +634,12 @@ class CompletionService:
         want_lp = req.logprobs is not None
 
         async def chunks() -> AsyncIterator[str]:
-            self._submit(job, work)
+            self._submit(generation, work)
             try:
                 while True:
                     item = await queue.get()
                     if isinstance(item, _Stop):
-                        if job.cancel.is_set():
+                        if generation.cancel.is_set():
                             return
                         if item.error is not None:
                             error = APIError(
@@ -649,7 +650,7 @@ class CompletionService:
                             yield f"data: {json.dumps(error.body())}\n\n"
                             return
                         if req.include_usage:
-                            yield chunk([], job.usage())
+                            yield chunk([], generation.usage())
                         yield "data: [DONE]\n\n"
                         return
                     i, event = item
@@ -662,10 +663,10 @@ class CompletionService:
                     }
                     yield chunk([choice])
             finally:
-                job.cancel.set()  # no-op once finished; stops the generation otherwise
+                generation.cancel.set()  # no-op once finished; stops the generation otherwise
 
         def on_disconnect() -> None:
-            job.cancel.set()
+            generation.cancel.set()
             loop.call_soon_threadsafe(queue.put_nowait, _Stop())
 
         return EventStream(chunks(), on_disconnect)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.commands.serve import API_KEY_ENV
-from ftui.server import checkpoints, jobspec, naming, procenv, progresslog, resultsfile
+from ftui.server import checkpoints, hf, jobspec, naming, progresslog, resultsfile
 from ftui.server.diskio import (
     StorageProblem,
     StorageUnavailable,
@@ -383,7 +383,7 @@ class Runner(ProgressApplier):
 
     @staticmethod
     def _child_env() -> dict[str, str]:
-        return procenv.child_env(os.environ, drop=SECRET_ENV)
+        return hf.child_env(os.environ, drop=SECRET_ENV)
 
     async def _watch(self, running: RunningJob) -> None:
         try:

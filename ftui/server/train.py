@@ -43,9 +43,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftui.server import basemodels, checkpoints, lora, procenv, progress, progresslog, resultsfile
+from ftui import records
+from ftui.server import (
+    basemodels,
+    checkpoints,
+    encode,
+    hf,
+    lora,
+    progress,
+    progresslog,
+    resultsfile,
+)
 from ftui.server.classification import ClassificationSetup, score_first_tokens
 from ftui.server.diskio import StorageProblem, storage_problem
+from ftui.server.encode import Encoded
 from ftui.server.jobspec import BASE_LEARNING_RATE, JobSpec, Resolved, TrainError
 from ftui.server.progress import Metrics, ProgressWriter
 
@@ -63,67 +74,23 @@ CLASSIFICATION_BATCH = 32
 CHECKPOINT_METRICS = ("step", "train_loss", "train_mean_token_accuracy", "valid_loss",
                       "valid_mean_token_accuracy")  # fmt: skip
 UNEXPECTED = "Training failed unexpectedly"
-CHATML_FALLBACK = "<|im_start|>{role}\n{content}<|im_end|>\n"
-CHATML_GENERATION_PROMPT = "<|im_start|>assistant\n"
 
 __all__ = ["TrainError"]  # re-exported: the job failure callers catch
-
-
-@dataclass
-class Encoded:
-    """One tokenized example: ``completion[i]`` says whether token i belongs to a completion."""
-
-    ids: list[int]
-    completion: list[bool]
 
 
 # ---------------------------------------------------------------- data
 
 
-def _check_example(obj: Any, where: str) -> dict[str, Any]:
-    if isinstance(obj, dict) and "messages" in obj:
-        messages = obj["messages"]
-        ok = isinstance(messages, list) and all(
-            isinstance(m, dict)
-            and isinstance(m.get("role"), str)
-            and isinstance(m.get("content"), str)
-            for m in messages
-        )
-        if not ok:
-            raise TrainError(f"{where}: 'messages' must be a list of {{role, content}} strings.")
-        if not any(m["role"] == "assistant" for m in messages):
-            raise TrainError(f"{where}: the conversation has no assistant message to learn from.")
-        return {"messages": messages}
-    if (
-        isinstance(obj, dict)
-        and isinstance(obj.get("prompt"), str)
-        and isinstance(obj.get("completion"), str)
-    ):
-        return {"prompt": obj["prompt"], "completion": obj["completion"]}
-    raise TrainError(
-        f'{where}: expected {{"prompt": str, "completion": str}} or {{"messages": [...]}}.'
-    )
-
-
 def load_examples(path: str | os.PathLike[str], what: str = "training file") -> list[dict]:
-    """Parse a JSONL file of examples; errors name the file and line."""
+    """The examples of a JSONL file, checked by ftui.records as the upload check does (one
+    definition of a valid example); errors name the file and line."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
+        with open(path, "rb") as f:
+            examples = [obj for _, obj in records.iter_examples(f)]
     except OSError as e:
         raise TrainError(f"Cannot read the {what} {path}: {e.strerror or e}.") from e
-    except UnicodeDecodeError as e:
-        raise TrainError(f"The {what} {path} is not UTF-8 text: {e}.") from e
-    examples = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{what} {path} line {lineno}"
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            raise TrainError(f"{where} is not valid JSON: {e}.") from e
-        examples.append(_check_example(obj, where))
+    except records.RecordError as e:
+        raise TrainError(f"The {what} {path}, line {e.line} {e.message}.") from e
     if not examples:
         raise TrainError(f"The {what} {path} has no examples.")
     return examples
@@ -159,102 +126,17 @@ def build_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) ->
 # ---------------------------------------------------------------- tokenization
 
 
-def eos_token_id(tokenizer: Any, model_config: Any = None) -> int:
-    eos = tokenizer.eos_token_id
-    if eos is None and model_config is not None:
-        eos = model_config.eos_token_id
-        eos = eos[0] if isinstance(eos, list) else eos
-    if eos is None:
+def eos_token_id(specials: hf.Specials) -> int:
+    if specials.eos_id is None:
         raise TrainError("The base model's tokenizer has no end-of-sequence token to train with.")
-    return int(eos)
+    return specials.eos_id
 
 
-def _token_ids(tokenizer: Any, text: str, special: bool = False) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=special)["input_ids"]) if text else []
-
-
-def encode_legacy(tokenizer: Any, prompt: str, completion: str, eos_id: int) -> Encoded:
-    """Prompt and completion tokenized separately (so the boundary matches inference, where the
-    prompt is tokenized alone), EOS appended so the model learns to stop."""
-    p = _token_ids(tokenizer, prompt, special=True)  # BOS, if this tokenizer adds one
-    if p and p[-1] == eos_id:
-        p = p[:-1]  # some tokenizers also append EOS; it must not sit between prompt and completion
-    c = _token_ids(tokenizer, completion) + [eos_id]
-    return Encoded(p + c, [False] * len(p) + [True] * len(c))
-
-
-def _render_chat(tokenizer: Any, messages: list[dict], generation_prompt: bool) -> str:
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt
-        )
-    text = "".join(CHATML_FALLBACK.format(**m) for m in messages)
-    return text + (CHATML_GENERATION_PROMPT if generation_prompt else "")
-
-
-def chat_segments(tokenizer: Any, messages: list[dict]) -> list[tuple[str, bool]]:
-    """The rendered conversation cut into (text, is_completion) pieces: each assistant reply is
-    the text the template adds after the generation prompt (prompt too if its "weight" is 0);
-    everything else is prompt.
-    Messages after the last assistant reply teach nothing and are dropped."""
-    segments: list[tuple[str, bool]] = []
-    done = ""
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        before = _render_chat(tokenizer, messages[:i], generation_prompt=True)
-        through = _render_chat(tokenizer, messages[: i + 1], generation_prompt=False)
-        if not before.startswith(done) or not through.startswith(before):
-            raise TrainError(
-                "The base model's chat template does not render this conversation as a "
-                "growing prefix, so its assistant replies cannot be located (does it start "
-                "with an assistant message?)."
-            )
-        trained = message.get("weight", 1) != 0  # current API: weight 0 skips a reply
-        segments += [(before[len(done) :], False), (through[len(before) :], trained)]
-        done = through
-    return segments
-
-
-def encode_chat(tokenizer: Any, messages: list[dict], eos_id: int) -> Encoded:
-    ids: list[int] = []
-    completion: list[bool] = []
-    for text, is_completion in chat_segments(tokenizer, messages):
-        seg = _token_ids(tokenizer, text)
-        flags = [is_completion] * len(seg)
-        if is_completion:
-            if eos_id in seg:
-                # What the template adds after the end of turn (often "\n") is not the reply.
-                last = len(seg) - 1 - seg[::-1].index(eos_id)
-                flags = [True] * (last + 1) + [False] * (len(seg) - last - 1)
-            else:
-                seg, flags = seg + [eos_id], flags + [True]
-        ids += seg
-        completion += flags
-    # What the template adds after the last reply (e.g. "\n") is not worth a training target.
-    end = len(completion) - completion[::-1].index(True) if True in completion else len(ids)
-    return Encoded(ids[:end], completion[:end])
-
-
-def truncate(example: Encoded, max_len: int) -> Encoded:
-    """Fit the context: drop tokens from the start of the prompt; a completion longer than the
-    context on its own keeps its beginning."""
-    if len(example.ids) <= max_len:
-        return example
-    first = example.completion.index(True) if True in example.completion else 0
-    if len(example.ids) - first > max_len:
-        return Encoded(
-            example.ids[first : first + max_len], example.completion[first : first + max_len]
-        )
-    return Encoded(example.ids[-max_len:], example.completion[-max_len:])
-
-
-def encode_example(tokenizer: Any, example: dict, eos_id: int, max_len: int) -> Encoded:
-    if "messages" in example:
-        encoded = encode_chat(tokenizer, example["messages"], eos_id)
-    else:
-        encoded = encode_legacy(tokenizer, example["prompt"], example["completion"], eos_id)
-    return truncate(encoded, max_len)
+def encode_example(tokenizer: Any, specials: hf.Specials, example: dict, max_len: int) -> Encoded:
+    try:
+        return encode.encode_example(tokenizer, specials, example, max_len)
+    except encode.EncodeError as e:
+        raise TrainError(str(e)) from e
 
 
 # ---------------------------------------------------------------- tensors, loss, metrics
@@ -364,34 +246,16 @@ def chunks(indices: list[int], size: int) -> list[list[int]]:
 
 
 def pick_device(requested: str | None) -> str:
-    import torch
-
-    requested = requested or "auto"
-    if requested == "cpu":
-        return "cpu"
-    if torch.cuda.is_available():
-        return "cuda"
-    if requested == "cuda":
-        raise TrainError("The job asks for device 'cuda', but PyTorch sees no CUDA GPU here.")
-    return "cpu"
+    try:
+        return hf.pick_device(requested)
+    except hf.DeviceUnavailable as e:
+        raise TrainError(f"The job cannot run: {e}") from e
 
 
-def model_context(model: Any, tokenizer: Any) -> int:
-    limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
-    usable = [int(x) for x in limits if isinstance(x, int | float) and 0 < x < 1e9]
-    return min(usable) if usable else 2048
-
-
-def load_base(path: Path, device: str) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    # fp32 weights: reproducible losses, exact checkpoints; on GPUs bf16 autocast does the speed.
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
-    # SmolLM2 leaves model_max_length at 1e30; the saved tokenizer should state the real limit.
-    tokenizer.model_max_length = model_context(model, tokenizer)
-    return model, tokenizer
+def load_base(path: Path, device: str) -> tuple[Any, Any, hf.Specials]:
+    """Model, tokenizer (stating the context as its model_max_length) and special ids."""
+    loaded = hf.load(path, device)
+    return loaded.model, loaded.tokenizer, loaded.specials
 
 
 def count_parameters(model_dir: Path) -> int:
@@ -439,11 +303,7 @@ def save_model(model: Any, tokenizer: Any, output_dir: Path) -> None:
 
 
 def _setup_runtime(threads: int) -> None:
-    import torch
-    import transformers
-
-    torch.set_num_threads(threads)
-    transformers.utils.logging.disable_progress_bar()
+    hf.configure(threads)
 
 
 def _resolve_base(spec: JobSpec) -> Path:
@@ -558,7 +418,7 @@ class Trainer:
 
         torch.manual_seed(self.spec.seed)
         self.device = pick_device(self.spec.device)
-        self.bf16 = self.device == "cuda" and torch.cuda.is_bf16_supported()
+        self.bf16 = hf.autocast_dtype(self.device) is not None
 
     def _setup_resume_state(self) -> None:
         self.resume_state: dict[str, Any] | None = None
@@ -575,7 +435,7 @@ class Trainer:
         # the base plus the saved adapters: the checkpoint's merged weights could not be split
         # back into base and adapter exactly.
         weights = resume if resume is not None and not lora_on else base
-        self.model, self.tokenizer = load_base(weights, self.device)
+        self.model, self.tokenizer, self.specials = load_base(weights, self.device)
         if lora_on:
             self.model = lora.wrap(self.model)
             if self.resume_state is not None:
@@ -583,7 +443,7 @@ class Trainer:
                     lora.load_adapter_state(self.model, self.resume_state.get("lora_adapter") or {})
                 except ValueError as e:
                     raise TrainError(f"Cannot resume from {resume}: {e}") from e
-        self.eos_id = eos_token_id(self.tokenizer, self.model.config)
+        self.eos_id = eos_token_id(self.specials)
         pad = self.tokenizer.pad_token_id
         self.pad_id = self.eos_id if pad is None else int(pad)
         self.max_len = self.tokenizer.model_max_length
@@ -593,8 +453,8 @@ class Trainer:
         if self.classification is not None:
             self.classification.bind_tokenizer(self.tokenizer, self.eos_id)
             self.class_prompts = [self._prompt_ids(e["prompt"]) for e in valid]
-        self.train = [encode_example(self.tokenizer, e, self.eos_id, self.max_len) for e in train]
-        self.valid = [encode_example(self.tokenizer, e, self.eos_id, self.max_len) for e in valid]
+        self.train = [encode_example(self.tokenizer, self.specials, e, self.max_len) for e in train]
+        self.valid = [encode_example(self.tokenizer, self.specials, e, self.max_len) for e in valid]
         self.lengths = [len(e.ids) for e in self.train]
         size = self.hp.batch_size
         self.valid_batches = build_batches(
@@ -610,10 +470,8 @@ class Trainer:
         self.scheduler = build_schedule(self.optimizer, self.total)
 
     def _prompt_ids(self, prompt: str) -> list[int]:
-        ids = _token_ids(self.tokenizer, prompt, special=True)
-        if ids and ids[-1] == self.eos_id:
-            ids = ids[:-1]
-        return ids[-(self.max_len - 1) :] or [self.pad_id]
+        # As served: the ids a completion request for this prompt is conditioned on.
+        return encode.scoring_prompt(self.tokenizer, self.specials, prompt, self.max_len)
 
     # --- the loop
 
@@ -882,7 +740,7 @@ def _say(text: str) -> None:
 def run(job_dir: str | os.PathLike[str]) -> int:
     """Run the job in ``job_dir``; returns the exit status (0 success or paused, 1 failure)."""
     job_dir = Path(job_dir)
-    procenv.runtime_env()  # before torch is first imported
+    hf.set_runtime_env()  # before torch is first imported
     pause = PauseRequest()
     try:  # first thing: SIGUSR1's default action would kill the process
         previous = signal.signal(signal.SIGUSR1, pause)
