@@ -1,7 +1,7 @@
 """Slow (runs in CI): LoRA on the bundled SmolLM2-135M teaches it labels it cannot guess.
 
 SmolLM2 already gets ` positive` / ` negative` right zero-shot, so the classes are mapped to
-` red` / ` blue`: the base model is then near chance on held-out prompts (engine-notes: 0.17,
+` red` / ` blue`: the base model is then near chance on held-out prompts (docs/engine.md: 0.17,
 counting its first token over the whole vocabulary), and two epochs of LoRA on 200 examples
 should bring it to ≥ 0.9. About 1.5–3 minutes on 2 CPU cores, GGUF conversion included.
 """
@@ -71,7 +71,7 @@ def test_lora_teaches_smollm2_labels_it_cannot_guess(tmp_path):
         },
         n_epochs=2,
         batch_size=8,
-        learning_rate_multiplier=0.1,  # × 1e-2 for LoRA: 1e-3 (engine-notes)
+        learning_rate_multiplier=0.1,  # × 1e-2 for LoRA: 1e-3 (docs/engine.md)
     )
     # A child process, as the server runs it: it sets OMP_WAIT_POLICY=PASSIVE before importing
     # torch (idle OpenMP threads spinning made 2 threads several times slower than 1 on a

@@ -314,7 +314,7 @@ def test_training_job_learns_and_reports_every_step(tmp_path, tiny_model_dir):
     train = make_sentiment_examples(400, seed=1)
     valid = make_sentiment_examples(40, seed=2)
     held_out = make_sentiment_examples(100, seed=3)
-    # lr = 10/3 × 3e-4 = 1e-3, the rate engine-notes measured for this tiny model.
+    # lr = 10/3 × 3e-4 = 1e-3, the rate docs/engine.md gives for this tiny model.
     job = make_job(tmp_path / "job", tiny_model_dir, train, valid, seed=5,
                    n_epochs=8, batch_size=16, learning_rate_multiplier=10 / 3)  # fmt: skip
     code, out = finish(start_train(job))

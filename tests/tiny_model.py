@@ -1,6 +1,6 @@
 """A tiny causal LM built offline for fast, real training tests.
 
-Recipe from engine-notes ("A tiny model for fast tests"): a byte-level BPE tokenizer trained on a
+Recipe from docs/engine.md ("The tiny test model"): a byte-level BPE tokenizer trained on a
 generated corpus (full byte alphabet so every string encodes) and a 2-layer Llama with tied
 embeddings. The pad token is the EOS token, like SmolLM2, so tests exercise the case where a mask
 built from ``ids == pad_id`` would silently drop the EOS target.

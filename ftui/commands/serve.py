@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from ftui.datadir import server_data_dir
-
-API_KEY_ENV = "FTUI_SERVE_API_KEY"
+from ftui.server import API_KEY_ENV
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

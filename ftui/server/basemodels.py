@@ -275,7 +275,7 @@ def convert_gguf(gguf: Path, final: Path) -> None:
             gguf.parent, gguf_file=gguf.name, dtype=torch.float32
         )
         # The weights are plain tensors after de-quantisation, but save_pretrained refuses
-        # "quantized" models while these markers remain (engine-notes).
+        # "quantized" models while these markers remain (docs/engine.md).
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config

@@ -3,7 +3,7 @@
 Each validation example's completion is its class label. A prediction comes from the first
 completion token: the model's log-probabilities at the end of the prompt, restricted to the first
 tokens of the class labels. The metric maths is plain numpy (scikit-learn would add ~200 MB and
-seconds of import for ~60 lines; engine-notes: these formulas matched it to 3e-16):
+seconds of import for ~60 lines; docs/engine.md: these formulas matched it to 3e-16):
 
 - accuracy: fraction of examples whose predicted label is the true one;
 - weighted F1 (multiclass): per-class F1 weighted by the class's number of true examples, over
@@ -267,7 +267,7 @@ def score_first_tokens(
 ) -> np.ndarray:
     """Log-probabilities (n_prompts, len(token_ids)) of each candidate first token after each
     prompt. Left padding with explicit position ids, so the last position is every prompt's end
-    (batched and one-by-one agree to 1e-5, engine-notes); only the last logits are computed."""
+    (batched and one-by-one agree to 1e-5, docs/engine.md); only the last logits are computed."""
     import torch
 
     rows: list[np.ndarray] = []

@@ -1,6 +1,6 @@
 """LoRA via peft, imported only when a job uses LoRA (peft takes seconds to import).
 
-Settings from engine-notes: r=8, α=16, dropout 0, every linear layer except the output head.
+Settings from docs/engine.md: r=8, α=16, dropout 0, every linear layer except the output head.
 Saved models (final and checkpoints) carry merged weights W + (α/r)·B·A, computed without touching
 the model being trained (merging in place and un-merging would not restore W bit for bit), so they
 load with plain ``AutoModelForCausalLM`` and a resumed run continues from exactly the same state.
@@ -14,7 +14,7 @@ from typing import Any
 RANK = 8
 ALPHA = 16
 DROPOUT = 0.0
-BASE_LEARNING_RATE = 1e-2  # × learning_rate_multiplier (engine-notes: 0.1 → 1e-3)
+BASE_LEARNING_RATE = 1e-2  # × learning_rate_multiplier (docs/engine.md: 0.1 → 1e-3)
 # Full fine-tuning up to this many parameters, LoRA above (when the job leaves it to us).
 AUTO_THRESHOLD = 200_000_000
 

@@ -22,8 +22,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from ftui.commands.serve import API_KEY_ENV
-from ftui.server import checkpoints, hf, jobspec, naming, progresslog, resultsfile
+from ftui.server import API_KEY_ENV, checkpoints, hf, jobspec, naming, progresslog, resultsfile
 from ftui.server.diskio import (
     StorageProblem,
     StorageUnavailable,
