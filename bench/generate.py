@@ -1,5 +1,6 @@
-"""Benchmark: ftui's decoding loop (`ftui.server.infer.generate`) against `model.generate` of
-transformers, on the same model object, prompt, length and sampling settings, in one run.
+"""Benchmark: ftui's decoding loop (`ftui.server.serving.infer.generate`) against
+`model.generate` of transformers, on the same model object, prompt, length and sampling
+settings, in one run.
 
     python bench/generate.py                       # bundled SmolLM2-135M, greedy and sampled
     python bench/generate.py --max-tokens 128 --repeats 5 --data-dir /tmp/ftui-bench
@@ -66,7 +67,7 @@ class ForwardClock:
 
 
 def run_ours(entry, prompt_ids: list[int], args, temperature: float, seed: int):
-    from ftui.server import infer
+    from ftui.server.serving import infer
 
     sampling = infer.Sampling(
         max_tokens=args.max_tokens,
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     path = model_dir(args)
     import torch
 
-    from ftui.server import model_cache
+    from ftui.server.serving import model_cache
 
     if args.threads:
         torch.set_num_threads(args.threads)

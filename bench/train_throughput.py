@@ -61,7 +61,7 @@ def make_examples(n: int, seed: int) -> list[dict[str, str]]:
 def worker_ftui(job_dir: Path) -> dict:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, "-m", "ftui.server.train", str(job_dir)],
+        [sys.executable, "-m", "ftui.server.training.train", str(job_dir)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -87,8 +87,9 @@ def worker_hf(spec: dict, lora: bool, out: Path) -> None:
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    from ftui.server import encode, hf
-    from ftui.server import train as T
+    from ftui.server import hf
+    from ftui.server.training import encode
+    from ftui.server.training import train as T
 
     torch.set_num_threads(spec["threads"])
     transformers.utils.logging.disable_progress_bar()
@@ -97,7 +98,7 @@ def worker_hf(spec: dict, lora: bool, out: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     if lora:
-        from ftui.server import lora as L
+        from ftui.server.training import lora as L
 
         model = L.wrap(model)  # the same adapters ftui uses: r 8, α 16, all linear layers
     specials = hf.specials(tokenizer, model.config, model.generation_config)

@@ -97,7 +97,7 @@ def training_pids(job_id: str) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"ftui.server.train" in cmdline and job_id.encode() in cmdline:
+            if b"ftui.server.training.train" in cmdline and job_id.encode() in cmdline:
                 pids.append(int(entry.name))
     return pids
 

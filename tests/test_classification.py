@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from ftui.server import classification as C
-from ftui.server.jobspec import ClassificationOptions as Opts
+from ftui.server.training import classification as C
+from ftui.server.training.jobspec import ClassificationOptions as Opts
 from tests.tiny_model import build_tokenizer
 
 # ---------------------------------------------------------------- hand-worked cases

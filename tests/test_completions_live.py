@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ftui.server.api import ServerConfig, create_app
-from ftui.server.completions import CompletionService, Generation
+from ftui.server.http.api import ServerConfig, create_app
+from ftui.server.serving.completions import CompletionService, Generation
 from tests.conftest import prepare_data_dir
 from tests.serverproc import write_alias_table
 

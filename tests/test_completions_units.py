@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftui.server import infer, model_cache
-from ftui.server.completions import parse_request
+from ftui.server.serving import infer, model_cache
+from ftui.server.serving.completions import parse_request
 
 # ---------------------------------------------------------------- the model cache
 
@@ -76,7 +76,8 @@ def test_discard_drops_matching_entries(tiny_model_dir):
 
 def test_server_import_does_not_import_torch():
     code = (
-        "import sys, ftui.server.api, ftui.server.completions, ftui.server.infer;"
+        "import sys, ftui.server.http.api, ftui.server.serving.completions;"
+        "import ftui.server.serving.infer;"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -220,8 +221,8 @@ def test_budget_checks_name_the_field(tiny_model_dir, monkeypatch):
 
 
 def test_shutdown_cancels_running_generations(tiny_model_dir, tmp_path):
-    from ftui.server.completions import CompletionRequest, CompletionService, Generation
-    from ftui.server.store import Store
+    from ftui.server.jobs.store import Store
+    from ftui.server.serving.completions import CompletionRequest, CompletionService, Generation
 
     service = CompletionService(Store(tmp_path), device="cpu")
     entry = service.models.get("tiny", tiny_model_dir)
@@ -241,8 +242,8 @@ def test_shutdown_cancels_running_generations(tiny_model_dir, tmp_path):
 def test_deleted_fine_tuned_models_are_unloaded(tiny_model_dir, tmp_path):
     import shutil
 
-    from ftui.server.completions import CompletionService
-    from ftui.server.store import ModelRecord, Store
+    from ftui.server.jobs.store import ModelRecord, Store
+    from ftui.server.serving.completions import CompletionService
 
     store = Store(tmp_path / "data")
     weights = shutil.copytree(tiny_model_dir, store.models_dir / "m")

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from ftui import dialects
-from ftui.server import events, progress
-from ftui.server.jobspec import (
+from ftui.server.jobs import events
+from ftui.server.training import progress
+from ftui.server.training.jobspec import (
     ClassificationOptions,
     Hyperparameters,
     JobSpec,
     TrainError,
 )
-from ftui.server.progress import Metrics
+from ftui.server.training.progress import Metrics
 
 
 def full_spec(tmp_path: Path) -> JobSpec:

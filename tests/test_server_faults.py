@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ftui.server.progresslog import Progress
+from ftui.server.training.progresslog import Progress
 from tests.apihelpers import follow, upload
 from tests.faults import (
     fill,

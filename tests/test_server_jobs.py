@@ -510,7 +510,7 @@ def _training_pid(job_id: str) -> int:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"ftui.server.train" in cmdline and job_id.encode() in cmdline:
+            if b"ftui.server.training.train" in cmdline and job_id.encode() in cmdline:
                 return int(entry.name)
     raise AssertionError(f"no training process for {job_id}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ftui.server.store import JobRecord, Store, now
+from ftui.server.jobs.store import JobRecord, Store, now
 from tests.apihelpers import upload
 from tests.conftest import prepare_data_dir
 from tests.faults import training_pids, tree_modes, wait_for, wait_status

@@ -14,8 +14,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ftui.server import encode, hf, jobspec
-from ftui.server import train as T
+from ftui.server import hf
+from ftui.server.training import encode, jobspec
+from ftui.server.training import train as T
 from tests.tiny_model import EOS, build_tokenizer, make_sentiment_examples
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def make_job(
 
 def start_train(job_dir: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "ftui.server.train", str(job_dir)],
+        [sys.executable, "-m", "ftui.server.training.train", str(job_dir)],
         cwd=REPO,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,

@@ -18,10 +18,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ftui.server import checkpoints as CK
-from ftui.server import encode, hf
-from ftui.server import train as T
-from ftui.server.jobspec import JobSpec
+from ftui.server import hf
+from ftui.server.training import checkpoints as CK
+from ftui.server.training import encode
+from ftui.server.training import train as T
+from ftui.server.training.jobspec import JobSpec
 from tests.test_train import (
     finish,
     first_token_accuracy,

@@ -11,8 +11,9 @@ import pytest
 import torch
 from tokenizers import processors
 
-from ftui.server import encode, hf
-from ftui.server import train as T
+from ftui.server import hf
+from ftui.server.training import encode
+from ftui.server.training import train as T
 from tests.apihelpers import follow, upload
 from tests.tiny_model import EOS, build_tokenizer, make_sentiment_examples
 

@@ -108,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ftui.server.api import ServerConfig, create_app
-        from ftui.server.guard import MIB, EdgeConfig
-        from ftui.server.protocol import MAX_HEAD_BYTES, GuardedH11Protocol
+        from ftui.server.http.api import ServerConfig, create_app
+        from ftui.server.http.guard import MIB, EdgeConfig
+        from ftui.server.http.protocol import MAX_HEAD_BYTES, GuardedH11Protocol
     except ImportError as exc:
         print(
             f"ftui serve needs the local server extra ({exc.name} is missing): "

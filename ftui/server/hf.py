@@ -1,9 +1,9 @@
 """The one Hugging Face runtime of training and serving: process settings, device, precision,
 loading a model directory, its end-of-text ids and its context length.
 
-Training (``ftui.server.train``) and serving (``ftui.server.infer``) both load models through
-this module, so a fine-tuned model is served with the device, weights, end-of-text ids and
-context it was trained with. The rules:
+Training (``ftui.server.training.train``) and serving (``ftui.server.serving.infer``) both load
+models through this module, so a fine-tuned model is served with the device, weights, end-of-text
+ids and context it was trained with. The rules:
 
 - **Process settings** (:func:`set_runtime_env`, :data:`RUNTIME_ENV`): ``OMP_WAIT_POLICY=PASSIVE``
   and ``TOKENIZERS_PARALLELISM=false`` before torch is first imported. OpenMP reads them at

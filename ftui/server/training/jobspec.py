@@ -1,7 +1,7 @@
 """The runner ↔ training-process contract: ``JOB_DIR/spec.json``, and how hyperparameters resolve.
 
 The runner builds a :class:`JobSpec` from the job's record and writes it (atomically) before it
-starts ``python -m ftui.server.train JOB_DIR``; the child reads it back with
+starts ``python -m ftui.server.training.train JOB_DIR``; the child reads it back with
 :meth:`JobSpec.read`, and anything missing or of the wrong type fails the job with a
 :class:`TrainError` naming the key. Hyperparameters travel as requested (null = default) and
 are resolved in the child, which knows how many examples there are.

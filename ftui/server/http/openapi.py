@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ftui.server.views import JSONResponse
+from ftui.server.http.views import JSONResponse
 
 
 def _int(lo: int, hi: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from ftui.server.errors import APIError, bad_request, shorten
+from ftui.server.http.errors import APIError, bad_request, shorten
 
 # No request of this API nests deeper than a few levels (method.supervised.hyperparameters,
 # integrations[0].wandb.tags); a bound keeps every later walk, copy and encode of a body cheap.

@@ -6,9 +6,9 @@ import secrets
 from typing import Any
 
 from ftui import dialects
-from ftui.server import params
-from ftui.server.errors import bad_request, shorten
-from ftui.server.store import JobRecord, Store, new_id, now
+from ftui.server.http import params
+from ftui.server.http.errors import bad_request, shorten
+from ftui.server.jobs.store import JobRecord, Store, new_id, now
 
 LEGACY_FIELDS = {
     "training_file",

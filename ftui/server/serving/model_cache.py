@@ -1,7 +1,7 @@
 """Loaded models for `/v1/completions`: a model ready for generation (``LoadedModel``) and the
 least-recently-used cache of them (``ModelCache``), bounded by memory and by count.
 
-Models are loaded by ``ftui.server.hf`` and prompts encoded by ``ftui.server.encode``, as
+Models are loaded by ``ftui.server.hf`` and prompts encoded by ``ftui.server.training.encode``, as
 training does, so a fine-tuned model is served as it was trained. torch is imported inside
 functions only.
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ftui.server import hf
-from ftui.server.encode import prompt_ids
 from ftui.server.hf import Specials
+from ftui.server.training.encode import prompt_ids
 
-log = logging.getLogger("ftui.server.model_cache")
+log = logging.getLogger("ftui.server.serving.model_cache")
 
 DEFAULT_CACHE_MODELS = 4
 CACHE_MEMORY_FRACTION = 0.25  # of physical memory, for loaded models
@@ -98,7 +98,7 @@ class LoadedModel:
         return text
 
     def encode(self, text: str, limit: int | None = None) -> list[int]:
-        """The ids of a prompt, by the rule training uses (ftui.server.encode).
+        """The ids of a prompt, by the rule training uses (ftui.server.training.encode).
 
         With ``limit``, a text longer than one window is first counted window by window and
         refused (TooManyTokens) as soon as it surely has more than ``limit`` tokens: a 20 MB

@@ -43,7 +43,7 @@ from ftui.server.diskio import (
     private_dir,
 )
 
-log = logging.getLogger("ftui.server.store")
+log = logging.getLogger("ftui.server.jobs.store")
 
 DB_NAME = "ftui.db"
 RESERVE_NAME = "reserved-space"

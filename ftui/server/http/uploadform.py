@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from ftui.server import naming
-from ftui.server.errors import bad_request, shorten
+from ftui.server.http.errors import bad_request, shorten
+from ftui.server.jobs import naming
 
 # One file name on the filesystems people download to; longer names cannot be saved as given.
 MAX_FILENAME_BYTES = 255

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ftui.server.errors import APIError, shorten
-from ftui.server.views import dumps
+from ftui.server.http.errors import APIError, shorten
+from ftui.server.http.views import dumps
 
 MIB = 1024 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 1 * MIB

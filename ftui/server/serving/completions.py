@@ -25,13 +25,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ftui.server import basemodels, hf, infer, params
-from ftui.server.errors import APIError, bad_request, shorten
-from ftui.server.model_cache import LoadedModel, ModelCache
-from ftui.server.store import Store, new_id, now
+from ftui.server import basemodels, hf
+from ftui.server.http import params
+from ftui.server.http.errors import APIError, bad_request, shorten
+from ftui.server.jobs.store import Store, new_id, now
+from ftui.server.serving import infer
+from ftui.server.serving.model_cache import LoadedModel, ModelCache
 from ftui.textsafe import first_surrogate
 
-log = logging.getLogger("ftui.server.completions")
+log = logging.getLogger("ftui.server.serving.completions")
 
 FIELDS = {
     "model",

@@ -1,10 +1,10 @@
-"""The training child process: ``python -m ftui.server.train JOB_DIR``.
+"""The training child process: ``python -m ftui.server.training.train JOB_DIR``.
 
-Reads ``JOB_DIR/spec.json`` (a :class:`~ftui.server.jobspec.JobSpec`), fine-tunes a Hugging
-Face causal LM (fully, or with LoRA adapters whose merged weights are saved) on prompt/completion
-or chat examples, appends the rows of :mod:`ftui.server.progress` to ``JOB_DIR/progress.jsonl``
-and writes the model to the spec's ``output_dir`` atomically. Exit status 0 after
-``model_saved`` or ``paused``; 1 after ``failed``.
+Reads ``JOB_DIR/spec.json`` (a :class:`~ftui.server.training.jobspec.JobSpec`), fine-tunes a
+Hugging Face causal LM (fully, or with LoRA adapters whose merged weights are saved) on
+prompt/completion or chat examples, appends the rows of :mod:`ftui.server.training.progress` to
+``JOB_DIR/progress.jsonl`` and writes the model to the spec's ``output_dir`` atomically. Exit
+status 0 after ``model_saved`` or ``paused``; 1 after ``failed``.
 
 SIGUSR1 pauses: the current step finishes, a checkpoint is written and the process exits 0 with a
 ``paused`` row (a pause that arrives during the last step is ignored: the job completes).
@@ -44,21 +44,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftui import records
-from ftui.server import (
-    basemodels,
-    checkpoints,
-    encode,
-    hf,
-    lora,
-    progress,
-    progresslog,
-    resultsfile,
-)
-from ftui.server.classification import ClassificationSetup, score_first_tokens
+from ftui.server import basemodels, hf
 from ftui.server.diskio import StorageProblem, storage_problem
-from ftui.server.encode import Encoded
-from ftui.server.jobspec import BASE_LEARNING_RATE, JobSpec, Resolved, TrainError
-from ftui.server.progress import Metrics, ProgressWriter
+from ftui.server.jobs import resultsfile
+from ftui.server.training import checkpoints, encode, lora, progress, progresslog
+from ftui.server.training.classification import ClassificationSetup, score_first_tokens
+from ftui.server.training.encode import Encoded
+from ftui.server.training.jobspec import BASE_LEARNING_RATE, JobSpec, Resolved, TrainError
+from ftui.server.training.progress import Metrics, ProgressWriter
 
 if TYPE_CHECKING:
     import torch
@@ -778,7 +771,7 @@ def run(job_dir: str | os.PathLike[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m ftui.server.train JOB_DIR", file=sys.stderr)
+        print("usage: python -m ftui.server.training.train JOB_DIR", file=sys.stderr)
         return 2
     return run(args[0])
 

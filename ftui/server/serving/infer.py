@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftui.server.choicetext import ChoiceText, Detokenizer, Token, token_start
-from ftui.server.encode import with_start
 from ftui.server.hf import import_torch
-from ftui.server.model_cache import LoadedModel, TooManyTokens, env_mb, physical_memory
+from ftui.server.serving.choicetext import ChoiceText, Detokenizer, Token, token_start
+from ftui.server.serving.model_cache import LoadedModel, TooManyTokens, env_mb, physical_memory
+from ftui.server.training.encode import with_start
 from ftui.textsafe import first_surrogate
 
 KV_MEMORY_FRACTION = 0.25  # of physical memory, for one request's key/value cache

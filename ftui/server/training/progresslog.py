@@ -18,7 +18,7 @@ from typing import Any
 
 from ftui.server.diskio import open_private
 
-log = logging.getLogger("ftui.server.progress")
+log = logging.getLogger("ftui.server.training.progress")
 
 FILE_NAME = "progress.jsonl"
 

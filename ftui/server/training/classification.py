@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ftui.server.jobspec import ClassificationOptions, TrainError
+from ftui.server.training.jobspec import ClassificationOptions, TrainError
 
 KEY_PREFIX = "classification/"
 THRESHOLD = 0.5

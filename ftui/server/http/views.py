@@ -10,7 +10,7 @@ from typing import Any
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
 from ftui import dialects
-from ftui.server.store import (
+from ftui.server.jobs.store import (
     CheckpointRecord,
     EventRecord,
     FileRecord,

@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftui.server import events, naming, progress, progresslog, resultsfile
-from ftui.server.store import CheckpointRecord, JobRecord, ModelRecord, Store, new_id, now
+from ftui.server.jobs import events, naming, resultsfile
+from ftui.server.jobs.store import CheckpointRecord, JobRecord, ModelRecord, Store, new_id, now
+from ftui.server.training import progress, progresslog
 
 KEEP_CHECKPOINTS = 3
 

@@ -21,8 +21,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ftui.server.errors import APIError
-from ftui.server.views import dumps
+from ftui.server.http.errors import APIError
+from ftui.server.http.views import dumps
 
 # The most a request line and its headers may take together: h11's default, stated here so the
 # README and the 431 message can say it.

@@ -21,15 +21,17 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ftui.records import RecordError, validate_jsonl
-from ftui.server import basemodels, jobrequests, naming, openapi, params, uploadform, views
-from ftui.server.completions import CompletionService
+from ftui.server import basemodels
 from ftui.server.diskio import storage_problem
-from ftui.server.errors import APIError, bad_request, not_found, shorten
-from ftui.server.guard import EdgeConfig, GuardMiddleware
-from ftui.server.runner import Runner
-from ftui.server.signals import JobSignals
-from ftui.server.store import FileRecord, JobRecord, Store
-from ftui.server.views import JSONResponse
+from ftui.server.http import jobrequests, openapi, params, uploadform, views
+from ftui.server.http.errors import APIError, bad_request, not_found, shorten
+from ftui.server.http.guard import EdgeConfig, GuardMiddleware
+from ftui.server.http.views import JSONResponse
+from ftui.server.jobs import naming
+from ftui.server.jobs.runner import Runner
+from ftui.server.jobs.signals import JobSignals
+from ftui.server.jobs.store import FileRecord, JobRecord, Store
+from ftui.server.serving.completions import CompletionService
 
 log = logging.getLogger("ftui.server")
 

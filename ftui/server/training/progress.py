@@ -23,9 +23,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ftui.server import progresslog
+from ftui.server.training import progresslog
 
-log = logging.getLogger("ftui.server.progress")
+log = logging.getLogger("ftui.server.training.progress")
 
 CLASSIFICATION_PREFIX = "classification/"
 

@@ -1,4 +1,4 @@
-"""The job queue: each job trains in its own child process (`python -m ftui.server.train`).
+"""The job queue: each job trains in its own child process (`python -m ftui.server.training.train`).
 
 The child reports through `JOB_DIR/progress.jsonl`, which `jobprogress` applies to the job
 exactly once; at the end the runner registers the model and a results file. Keeping training out
@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from ftui.server import API_KEY_ENV, checkpoints, hf, jobspec, naming, progresslog, resultsfile
+from ftui.server import API_KEY_ENV, hf
 from ftui.server.diskio import (
     StorageProblem,
     StorageUnavailable,
@@ -30,10 +30,10 @@ from ftui.server.diskio import (
     storage_problem,
     write_atomically,
 )
-from ftui.server.jobprogress import ProgressApplier, RunningJob
-from ftui.server.jobspec import ClassificationOptions, Hyperparameters, JobSpec
-from ftui.server.signals import JobSignals
-from ftui.server.store import (
+from ftui.server.jobs import naming, resultsfile
+from ftui.server.jobs.jobprogress import ProgressApplier, RunningJob
+from ftui.server.jobs.signals import JobSignals
+from ftui.server.jobs.store import (
     CheckpointRecord,
     FileRecord,
     JobRecord,
@@ -41,8 +41,10 @@ from ftui.server.store import (
     Store,
     now,
 )
+from ftui.server.training import checkpoints, jobspec, progresslog
+from ftui.server.training.jobspec import ClassificationOptions, Hyperparameters, JobSpec
 
-log = logging.getLogger("ftui.server.runner")
+log = logging.getLogger("ftui.server.jobs.runner")
 
 POLL_SECONDS = 0.2
 CANCEL_GRACE_SECONDS = 5.0
@@ -346,7 +348,7 @@ class Runner(ProgressApplier):
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "ftui.server.train",
+                "ftui.server.training.train",
                 str(job_dir),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_fd,

@@ -1,0 +1,1 @@
+"""Serving: completions, the decoding loop, the model cache, detokenising and stop sequences."""
