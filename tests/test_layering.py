@@ -103,6 +103,7 @@ CLIENT_SIDE = (
     "ftui.fmt",
     "ftui.jobfeed",
     "ftui.notify",
+    "ftui.loopback",
 )
 
 

@@ -34,6 +34,7 @@ from ftui.client.errors import (
     StreamError,
     error_class,
 )
+from ftui.loopback import is_loopback_host
 
 log = logging.getLogger("ftui.client")
 
@@ -91,8 +92,7 @@ def seg(value: str) -> str:
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def redactor(key: str | None) -> Callable[[str], str]:

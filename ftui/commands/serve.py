@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import socket
 import sys
 from pathlib import Path
 
 from ftui.datadir import server_data_dir
+from ftui.loopback import is_loopback_host
 from ftui.server import API_KEY_ENV
 
 
@@ -95,15 +95,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -119,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    if not is_loopback(args.host) and not api_key:
+    if not is_loopback_host(args.host) and not api_key:
         print(
             f"Refusing to bind {args.host} without an API key: anyone who can reach it could "
             f"train and delete models. Set {API_KEY_ENV} (or --api-key), or bind 127.0.0.1.",

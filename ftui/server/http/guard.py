@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ftui.loopback import is_loopback_host
 from ftui.server.http.errors import APIError, shorten
 from ftui.server.http.views import dumps
 
@@ -64,7 +65,7 @@ class EdgeConfig:
         hosts = set(LOOPBACK_NAMES) | {_normal_host(h) for h in extra_hosts}
         if host:
             hosts.add(_normal_host(host))
-        if not _is_loopback(host):
+        if not is_loopback_host(host):
             hosts.add(socket.gethostname().lower())
         return cls(
             allowed_hosts=frozenset(hosts),
@@ -106,15 +107,6 @@ def _host_name(host_header: str) -> str:
     if value.count(":") == 1:
         value = value.split(":", 1)[0]
     return value.rstrip(".")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _media_type(value: str) -> str:

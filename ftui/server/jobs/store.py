@@ -591,13 +591,6 @@ class Store:
             ).fetchall()
         return [self._event_from_row(r) for r in rows]
 
-    def event_seq(self, event_id: str) -> tuple[str, int] | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT job_id, seq FROM events WHERE id=?", (event_id,)
-            ).fetchone()
-        return (row["job_id"], row["seq"]) if row else None
-
     @staticmethod
     def _event_from_row(row: sqlite3.Row) -> EventRecord:
         data = dict(row)
