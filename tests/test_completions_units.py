@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ftui.server.serving import infer, model_cache
-from ftui.server.serving.completions import parse_request
+from ftui.server.serving.completion_request import parse_request
 
 # ---------------------------------------------------------------- the model cache
 
@@ -222,7 +222,8 @@ def test_budget_checks_name_the_field(tiny_model_dir, monkeypatch):
 
 def test_shutdown_cancels_running_generations(tiny_model_dir, tmp_path):
     from ftui.server.jobs.store import Store
-    from ftui.server.serving.completions import CompletionRequest, CompletionService, Generation
+    from ftui.server.serving.completion_request import CompletionRequest
+    from ftui.server.serving.completions import CompletionService, Generation
 
     service = CompletionService(Store(tmp_path), device="cpu")
     entry = service.models.get("tiny", tiny_model_dir)
