@@ -12,6 +12,8 @@ down, and so ``follow`` resumes after ftui restarts.
 - A cache file that is corrupt or unreadable is moved aside (``*.corrupt-<time>``) and rebuilt
   with one :class:`CacheWarning`; it never crashes ftui. The cache is disposable by design: only
   the newest ``KEEP_CORRUPT`` copies set aside are kept.
+- One module, although long: every read and write shares the schema, the connection and the
+  corrupt-file recovery.
 - It stores what the API returned and nothing else: API keys never reach it. Still, it holds
   the user's job history, file names and results: the directory ftui creates for it is 0700 and
   the database files are 0600, whatever the umask (existing ones are tightened at open).

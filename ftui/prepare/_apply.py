@@ -1,4 +1,7 @@
-"""Applying a report: the necessary fixes, the accepted optional ones, the split, the write."""
+"""Applying a report: the necessary fixes, the accepted optional ones, the split, the write.
+
+One module, although long: the fixes run in the legacy tool's order over one table, and the
+split and the write depend on what every fix before them did."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""ASGI routes under /v1 for both dialects of the fine-tuning API, over one job store."""
+"""ASGI routes under /v1 for both dialects of the fine-tuning API, over one job store.
+
+The route table (`create_app`) and each route's handler stay together so the API reads in one
+place; request checks live in `params`/`jobrequests`/`uploadform`, wire shapes in `views`."""
 
 from __future__ import annotations
 

@@ -7,6 +7,9 @@ of the server process keeps the API responsive and returns all of a job's memory
 Disk trouble never stops the queue: a job that cannot start because the data dir is full or
 read-only keeps its place and is tried again (with an event saying why it waits); a running job
 whose files or records cannot be written is stopped and fails with a reason naming the disk.
+
+One module, although long: launching, watching, pausing, cancelling and recovering a job all
+change the same in-memory queue and running set under one event loop.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Everything is created private to the server's user (directories 0700, files 0600
 made by an older version is tightened when the store opens. `reserved-space` is a 1 MiB file
 the store gives up when the disk fills, so a job that a full disk stopped can still be recorded
 as failed; it is taken again once there is room.
+
+One module, although long: every table shares one connection, one lock and one transaction
+helper, and the blob writes and deletes must hold that lock with the rows that name them.
 """
 
 from __future__ import annotations
