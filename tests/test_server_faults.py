@@ -114,17 +114,18 @@ def test_a_read_only_data_dir_fails_the_running_job_and_queued_jobs_wait(
         tf = upload(c, make_training_file(n=16))
         running = _current(c, tf["id"], n_epochs=50, batch_size=4)  # a checkpoint every 4 steps
         wait_for(lambda: _trained_a_step(c, running["id"]), 60, "a trained step")
+        spare = upload(c, make_training_file(n=8, seed=2, name="spare.jsonl"))  # used by no job
         with read_only(data):
             queued = _legacy(c, tf["id"], n_epochs=1, batch_size=8)
             refused = _post_file(c, make_training_file(n=8, seed=1, name="more.jsonl").read_bytes())
             assert refused.status_code == 500, refused.text
             message = refused.json()["error"]["message"]
             assert message.startswith("The server's data directory is read-only"), message
-            kept = c.delete(f"/files/{tf['id']}")  # any route's write says why, too
+            kept = c.delete(f"/files/{spare['id']}")  # any route's write says why, too
             assert kept.status_code == 500, kept.text
             assert kept.json()["error"]["code"] == "storage_read_only"
             assert "nothing was changed" in kept.json()["error"]["message"]
-            assert c.get(f"/files/{tf['id']}").status_code == 200
+            assert c.get(f"/files/{spare['id']}").status_code == 200
 
             failed = wait_status(c, running["id"], {"failed"}, timeout=60)
             reason = failed["error"]["message"]

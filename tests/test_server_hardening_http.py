@@ -281,6 +281,26 @@ def test_huge_header_and_path_get_answers_and_the_server_stays_up(client, server
     assert client.get("/models").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "request_line, header, status",
+    [
+        (b"GET /v1/files/" + b"a" * 20_000 + b" HTTP/1.1", b"", 414),
+        (b"GET /v1/models HTTP/1.1", b"X-Big: " + b"a" * 20_000 + b"\r\n", 431),
+    ],
+    ids=["url", "header"],
+)
+def test_head_limit_holds_when_the_head_arrives_in_one_piece(
+    client, server, request_line, header, status
+):
+    # 20 KB is over the 16 KiB limit but small enough to arrive in a single read, where h11's
+    # own bound (on incomplete heads only) would let it through.
+    with _connect(server.port) as sock:
+        sock.sendall(request_line + b"\r\nHost: 127.0.0.1\r\n" + header + b"\r\n")
+        error = _raw_error(*_read_response(sock), status)
+    assert "16384 bytes" in error["message"]
+    assert client.get("/models").status_code == 200
+
+
 def test_long_ids_are_not_echoed_whole(client):
     long_id = "x" * 100_000
     response = client.post("/fine-tunes", json={"training_file": long_id, "model": "tiny"})

@@ -287,6 +287,13 @@ def test_cancel_mid_training_then_queue_moves_on(client, make_training_file):
     for payload in sse_lines(client, long_job["id"]):
         if payload.startswith("{") and json.loads(payload)["message"].startswith("Step 1/"):
             break
+    # A file an unfinished job needs cannot be deleted: the queued job would find its data gone,
+    # and the running one could not resume from a checkpoint after a pause.
+    for file, job in ((small, queued), (big, long_job)):
+        error = error_of(client.delete(f"/files/{file['id']}"), 400)
+        assert (error["code"], error["param"]) == ("file_in_use", "file_id")
+        assert file["id"] in error["message"] and job["id"] in error["message"], error
+        assert client.get(f"/files/{file['id']}").status_code == 200
     cancelled = client.post(f"/fine_tuning/jobs/{long_job['id']}/cancel").json()
     assert cancelled["status"] == "cancelled"
     assert cancelled["fine_tuned_model"] is None
@@ -304,6 +311,9 @@ def test_cancel_mid_training_then_queue_moves_on(client, make_training_file):
         client.get(f"/fine-tunes/{queued['id']}").json()["fine_tuned_model"]
     }
     error_of(client.post(f"/fine_tuning/jobs/{long_job['id']}/cancel"), 400)
+    # Once its jobs are over, a file can go.
+    for file in (small, big):
+        assert client.delete(f"/files/{file['id']}").json()["deleted"] is True
 
 
 def test_missing_base_model_fails_with_how_to_get_it(client, training_file):

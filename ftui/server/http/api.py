@@ -171,6 +171,19 @@ class Server:
 
     async def delete_file(self, request: Request) -> Response:
         record = self.file_or_404(request.path_params["file_id"])
+        users = self.store.jobs_needing_file(record.id)
+        if users:
+            job = users[0]
+            role = "training" if job.training_file == record.id else "validation"
+            # Refused rather than letting the job fail later: a queued job would find its data
+            # gone, and a running one could not resume from a checkpoint after a pause.
+            raise bad_request(
+                f"File {record.id} is the {role} file of job {job.id}, which is {job.status}; "
+                "the job needs it until it finishes. Cancel the job or wait for it to finish, "
+                "then delete the file.",
+                param="file_id",
+                code="file_in_use",
+            )
         self.store.delete_file(record.id)
         return JSONResponse({"id": record.id, "object": "file", "deleted": True})
 

@@ -32,16 +32,32 @@ LINGER_IDLE_SECONDS = 1.0
 
 
 class _Connection(h11.Connection):
-    """h11's connection, keeping the protocol error uvicorn catches (it drops the reason)."""
+    """h11's connection, keeping the protocol error uvicorn catches (it drops the reason).
+
+    h11 bounds only a head that is still incomplete; one that arrives whole in a single read
+    (up to the socket's read size, 256 KiB) would pass at any size. Here a whole head is held to
+    the same limit, so the limit does not depend on how the bytes were split on the way."""
 
     last_error: h11.RemoteProtocolError | None = None
+    # Set when a whole head was refused: True for its request line, False for its headers.
+    oversized_line: bool | None = None
 
     def next_event(self) -> Any:
         try:
-            return super().next_event()
+            event = super().next_event()
+            if isinstance(event, h11.Request):
+                self._check_head_size(event)
+            return event
         except h11.RemoteProtocolError as exc:
             self.last_error = exc
             raise
+
+    def _check_head_size(self, request: h11.Request) -> None:
+        line = len(request.method) + len(request.target) + len(b"  HTTP/1.1\r\n")
+        size = line + sum(len(name) + len(value) + 4 for name, value in request.headers)
+        if size > MAX_HEAD_BYTES:
+            self.oversized_line = line > MAX_HEAD_BYTES
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -113,7 +129,10 @@ class GuardedH11Protocol(H11Protocol):
         error = self.conn.last_error
         buffered = self.conn.trailing_data[0]
         if error is not None and error.error_status_hint == 431:
-            if b"\r\n" not in buffered[:MAX_HEAD_BYTES]:
+            line = self.conn.oversized_line
+            if line is None:  # refused by h11 while incomplete: is the first line whole?
+                line = b"\r\n" not in buffered[:MAX_HEAD_BYTES]
+            if line:
                 return APIError(
                     414,
                     f"The request line (method and URL) is longer than {MAX_HEAD_BYTES} bytes.",

@@ -540,6 +540,15 @@ class Store:
             rows = self._db.execute("SELECT * FROM jobs ORDER BY created_at, rowid").fetchall()
         return [self._job_from_row(r) for r in rows]
 
+    def jobs_needing_file(self, file_id: str) -> list[JobRecord]:
+        """Unfinished jobs that train or validate on `file_id`: each reads the file when it
+        starts, and again whenever it resumes (after a pause or a server restart)."""
+        return [
+            job
+            for job in self.list_jobs()
+            if not job.terminal and file_id in (job.training_file, job.validation_file)
+        ]
+
     def jobs_with_status(self, *statuses: str) -> list[JobRecord]:
         marks = ",".join("?" * len(statuses))
         with self._lock:
