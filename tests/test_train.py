@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftui.server import hf
 from ftui.server.training import encode, jobspec
+from ftui.server.training import loss as L
 from ftui.server.training import train as T
 from tests.tiny_model import EOS, build_tokenizer, make_sentiment_examples
 
@@ -246,9 +247,9 @@ def test_weighted_loss_equals_hand_computation_including_eos_target(
         ),
     ]
     plw = 0.25
-    batch = T.collate(examples, eos, plw)
+    batch = L.collate(examples, eos, plw)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    loss, counts = T.loss_and_counts(
+    loss, counts = L.loss_and_counts(
         logits, batch["input_ids"], batch["target_weights"], batch["completion_targets"]
     )
 
@@ -264,7 +265,7 @@ def test_weighted_loss_equals_hand_computation_including_eos_target(
     # " positive" / " negative" are one token each, then EOS: 2 completion targets per example.
     assert den == pytest.approx(sum(2 + plw * (len(e.ids) - 3) for e in examples))
     assert loss.item() == pytest.approx(num / den, rel=1e-5)
-    assert T.ratios(counts).loss == pytest.approx(loss.item(), rel=1e-6)
+    assert L.ratios(counts).loss == pytest.approx(loss.item(), rel=1e-6)
     # The EOS target of the shorter, padded row is counted; its padding is not.
     short = len(examples[0].ids)
     assert batch["completion_targets"][0, short - 2] and batch["input_ids"][0, short - 1] == eos
@@ -272,15 +273,15 @@ def test_weighted_loss_equals_hand_computation_including_eos_target(
     assert batch["target_weights"][0, short - 1 :].sum() == 0
 
     # A padded batch of one gives exactly that example's own loss.
-    alone = T.collate(examples[:1], eos, plw)
-    padded = T.collate([examples[0], T.Encoded(examples[0].ids * 3, examples[0].completion * 3)],
+    alone = L.collate(examples[:1], eos, plw)
+    padded = L.collate([examples[0], T.Encoded(examples[0].ids * 3, examples[0].completion * 3)],
                        eos, plw)  # fmt: skip
-    l_alone, _ = T.loss_and_counts(
+    l_alone, _ = L.loss_and_counts(
         model(input_ids=alone["input_ids"]).logits, alone["input_ids"],
         alone["target_weights"], alone["completion_targets"],
     )  # fmt: skip
     first_row = {k: v[:1] for k, v in padded.items()}
-    l_padded, _ = T.loss_and_counts(
+    l_padded, _ = L.loss_and_counts(
         model(input_ids=first_row["input_ids"], attention_mask=first_row["attention_mask"]).logits,
         first_row["input_ids"], first_row["target_weights"], first_row["completion_targets"],
     )  # fmt: skip
@@ -291,7 +292,7 @@ def test_sequence_and_token_accuracy_count_completion_targets_only():
     # Vocabulary of 5; each row: 2 prompt tokens then 2 completion tokens (the last one "EOS").
     ids = [[0, 1, 2, 4], [0, 1, 3, 4], [0, 1, 2, 4]]
     examples = [T.Encoded(r, [False, False, True, True]) for r in ids]
-    batch = T.collate(examples, pad_id=4, prompt_loss_weight=0.01)
+    batch = L.collate(examples, pad_id=4, prompt_loss_weight=0.01)
     predicted = [
         [1, 2, 4],  # all right
         [3, 0, 4],  # prompt target wrong (ignored by accuracy), 1st completion target wrong
@@ -301,11 +302,11 @@ def test_sequence_and_token_accuracy_count_completion_targets_only():
     for row, preds in enumerate(predicted):
         for j, p in enumerate(preds):
             logits[row, j, p] = 10.0
-    _, m = T.loss_and_counts(
+    _, m = L.loss_and_counts(
         logits, batch["input_ids"], batch["target_weights"], batch["completion_targets"]
     )
-    assert T.ratios(m).sequence_accuracy == pytest.approx(2 / 3)
-    assert T.ratios(m).token_accuracy == pytest.approx(5 / 6)
+    assert L.ratios(m).sequence_accuracy == pytest.approx(2 / 3)
+    assert L.ratios(m).token_accuracy == pytest.approx(5 / 6)
 
 
 # ---------------------------------------------------------------- whole jobs

@@ -15,8 +15,8 @@ optimizer and schedule → :class:`Trainer` (setup, then ``fit`` with ``_step``,
 ``_maybe_validate``, ``_maybe_checkpoint``) → ``train_job`` → ``run``. It is over 500 lines
 as one recipe, examples in and a model out, kept in one file to be read in order (as nanoGPT's
 train.py is); the spec, the hyperparameter rules, the progress rows and the event wording live
-in jobspec, dialects, progress and events. The example loading, tokenisation and model loading
-here are shared with inference in spirit and are the parts that may move out.
+in jobspec, dialects, progress and events; tokens come from encode and models from hf (both
+shared with serving), the batch tensors and the loss from loss.
 
 torch and transformers are imported inside functions: tests call the pure-Python parts
 (batching, encoding) without them; peft only when LoRA is used.
@@ -51,6 +51,7 @@ from ftui.server.training import checkpoints, encode, lora, progress, progresslo
 from ftui.server.training.classification import ClassificationSetup, score_first_tokens
 from ftui.server.training.encode import Encoded
 from ftui.server.training.jobspec import BASE_LEARNING_RATE, JobSpec, Resolved, TrainError
+from ftui.server.training.loss import add_counts, chunks, collate, loss_and_counts, ratios
 from ftui.server.training.progress import Metrics, ProgressWriter
 
 if TYPE_CHECKING:
@@ -130,109 +131,6 @@ def encode_example(tokenizer: Any, specials: hf.Specials, example: dict, max_len
         return encode.encode_example(tokenizer, specials, example, max_len)
     except encode.EncodeError as e:
         raise TrainError(str(e)) from e
-
-
-# ---------------------------------------------------------------- tensors, loss, metrics
-
-
-def collate(
-    batch: list[Encoded], pad_id: int, prompt_loss_weight: float, device: Any = "cpu"
-) -> dict[str, torch.Tensor]:
-    """Right-padded tensors. Targets are shifted (position j predicts token j+1); weights and
-    masks come from the lengths, never from ``ids == pad_id`` (pad is often EOS)."""
-    import torch
-
-    width = max(len(e.ids) for e in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    target_weights = torch.zeros((len(batch), max(width - 1, 0)), dtype=torch.float32)
-    completion_targets = torch.zeros((len(batch), max(width - 1, 0)), dtype=torch.bool)
-    for row, e in enumerate(batch):
-        n = len(e.ids)
-        input_ids[row, :n] = torch.tensor(e.ids, dtype=torch.long)
-        attention_mask[row, :n] = 1
-        is_completion = torch.tensor(e.completion[1:], dtype=torch.bool)
-        completion_targets[row, : n - 1] = is_completion
-        target_weights[row, : n - 1] = torch.where(is_completion, 1.0, prompt_loss_weight)
-    tensors = {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "target_weights": target_weights,
-        "completion_targets": completion_targets,
-    }
-    return {k: v.to(device) for k, v in tensors.items()}
-
-
-def loss_and_counts(
-    logits: torch.Tensor,
-    input_ids: torch.Tensor,
-    target_weights: torch.Tensor,
-    completion_targets: torch.Tensor,
-    total_weight: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The differentiable loss Σ w·ce / Σ w, and the sums that the metrics are ratios of (so
-    several batches can be pooled): Σ w·ce, Σ w, right / all completion targets, right / all
-    rows. ``total_weight``: the Σ w to divide by when this is one micro-batch of a larger batch
-    (default: this batch's own)."""
-    import torch
-    import torch.nn.functional as F
-
-    # Cross-entropy on the (rows × positions, vocabulary) view of the logits, as they come out
-    # of the model: slicing off the last position would copy the largest tensor of the step, and
-    # a (batch, vocabulary, positions) layout ran 2× slower on CPU. The last position predicts
-    # nothing: it gets a dummy target and weight 0.
-    vocab = logits.shape[-1]
-    logits = logits.float()
-    targets = torch.cat([input_ids[:, 1:], input_ids[:, :1]], dim=1)
-    weights = F.pad(target_weights, (0, 1))
-    ce = F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), reduction="none")
-    weighted = (ce * weights.reshape(-1)).sum()
-    weight = target_weights.sum()
-    divisor = weight if total_weight is None else total_weight
-    loss = weighted / divisor.clamp_min(1e-12)
-    with torch.no_grad():
-        correct = logits.argmax(-1)[:, :-1] == input_ids[:, 1:]
-        rows = completion_targets.any(dim=1)
-        rows_right = (correct | ~completion_targets).all(dim=1) & rows
-        counts = torch.stack(
-            [
-                weighted.detach(),
-                weight,
-                (correct & completion_targets).sum().float(),
-                completion_targets.sum().float(),
-                rows_right.sum().float(),
-                rows.sum().float(),
-            ]
-        ).tolist()
-    return loss, dict(
-        zip(
-            ("weighted", "weight", "tokens_right", "tokens", "rows_right", "rows"),
-            counts,
-            strict=True,
-        )
-    )
-
-
-def add_counts(total: dict[str, float], counts: dict[str, float]) -> None:
-    for k, v in counts.items():
-        total[k] = total.get(k, 0.0) + v
-
-
-def ratios(c: dict[str, float]) -> Metrics:
-    return Metrics(
-        loss=c["weighted"] / max(c["weight"], 1e-12),
-        sequence_accuracy=c["rows_right"] / max(c["rows"], 1),
-        token_accuracy=c["tokens_right"] / max(c["tokens"], 1),
-    )
-
-
-def chunks(indices: list[int], size: int) -> list[list[int]]:
-    """``indices`` cut into pieces of ``size`` (the last may be shorter): batches into
-    micro-batches, a sorted validation set into batches."""
-    return [indices[k : k + size] for k in range(0, len(indices), size)]
-
-
-# ---------------------------------------------------------------- model and devices
 
 
 # ---------------------------------------------------------------- model and devices
