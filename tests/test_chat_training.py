@@ -198,3 +198,18 @@ def test_tool_call_fine_tune_runs_in_process(tmp_path, tiny_model_dir):
     steps = [r for r in progress(job) if r["type"] == "step"]
     assert len(steps) == 2 and all(math.isfinite(r["training_loss"]) for r in steps)
     assert torch.isfinite(torch.tensor([r["training_loss"] for r in steps])).all()
+
+
+def test_calls_in_the_fallback_format_are_read_back(tokenizer):
+    """What a model trained on the fallback format writes is parsed back into calls whose
+    arguments are JSON strings (as the wire carries them); malformed blocks stay text."""
+    example = tool_example("Rome")
+    text = encode.render_chat(tokenizer, example["messages"][:3], False, example["tools"])
+    reply = text.rsplit("<|im_start|>assistant\n", 1)[1].removesuffix("<|im_end|>\n")
+    content, calls = encode.split_tool_calls(reply)
+    assert content == ""
+    assert calls == [{"name": "get_weather", "arguments": '{"city": "Rome"}'}]
+    assert encode.split_tool_calls("Sure.\n<tool_call>{oops}</tool_call>") == (
+        "Sure.\n<tool_call>{oops}</tool_call>",
+        [],
+    )

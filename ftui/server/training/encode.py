@@ -24,6 +24,7 @@ No torch here; only the tokenizer object is used.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -132,6 +133,32 @@ def _calls(message: dict) -> list[dict]:
             }
         )
     return calls
+
+
+TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+
+
+def split_tool_calls(text: str) -> tuple[str, list[dict]]:
+    """A reply in the fallback format (also the format of Hermes-style templates such as
+    Qwen2.5's) as its text and its calls ``{"name", "arguments": <JSON string>}``, in order.
+    Blocks that are not a JSON object with a string name stay in the text."""
+    calls: list[dict] = []
+
+    def take(match: re.Match[str]) -> str:
+        try:
+            call = json.loads(match.group(1))
+        except ValueError:
+            return match.group(0)
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            return match.group(0)
+        arguments = call.get("arguments", {})
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        calls.append({"name": call["name"], "arguments": arguments})
+        return ""
+
+    rest = TOOL_CALL_BLOCK.sub(take, text)
+    return (rest.strip() if calls else text), calls
 
 
 def template_message(message: dict) -> dict:
