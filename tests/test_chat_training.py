@@ -213,3 +213,16 @@ def test_calls_in_the_fallback_format_are_read_back(tokenizer):
         "Sure.\n<tool_call>{oops}</tool_call>",
         [],
     )
+
+
+def test_a_template_that_refuses_a_conversation_is_an_encode_error():
+    """A template's own check (here: roles must alternate) is a clear error, not a crash."""
+    tok = build_tokenizer()
+    tok.chat_template = (
+        "{% for m in messages %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant') }}{% endif %}"
+        "{{ m.content }}{% endfor %}"
+    )
+    messages = [{"role": "system", "content": "x"}, {"role": "assistant", "content": "y"}]
+    with pytest.raises(encode.EncodeError, match="refused this conversation: Conversation roles"):
+        encode.encode_chat(tok, hf.specials(tok), messages)

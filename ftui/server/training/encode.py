@@ -210,12 +210,17 @@ def render_chat(
         text = (head if tools else "") + "".join(_fallback_turn(m) for m in messages)
         return text + (CHATML_GENERATION_PROMPT if generation_prompt else "")
     kwargs = {"tools": tools} if tools else {}
-    return tokenizer.apply_chat_template(
-        [template_message(m) for m in messages],
-        tokenize=False,
-        add_generation_prompt=generation_prompt,
-        **kwargs,
-    )
+    try:
+        return tokenizer.apply_chat_template(
+            [template_message(m) for m in messages],
+            tokenize=False,
+            add_generation_prompt=generation_prompt,
+            **kwargs,
+        )
+    except Exception as exc:  # the template's own checks (raise_exception), or a Jinja error
+        raise EncodeError(
+            f"The base model's chat template refused this conversation: {exc}"
+        ) from exc
 
 
 @dataclass
