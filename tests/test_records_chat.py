@@ -168,3 +168,30 @@ def test_upload_names_the_line_and_the_field(client, tmp_path, case):
     assert "line 2 " in error["message"] and words in error["message"], error
     assert error["param"] == "file"
     assert client.get("/files").json()["data"] == before
+
+
+def test_a_tool_call_file_fine_tunes_on_the_real_server(client, tmp_path):
+    """Upload → current-dialect job → a model: a file of calls, tool results, weight-0 and
+    trained replies goes through the one check and the one encoder."""
+    from tests.apihelpers import follow
+
+    rows = []
+    for city in ["Paris", "Rome", "Oslo", "Lima"]:
+        row = json.loads(json.dumps(GOOD).replace("Paris", city))
+        rows += [
+            row,
+            {**OLDER, "messages": [{"role": "system", "content": city}, *OLDER["messages"]]},
+        ]
+    path = tmp_path / "tools.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    file_id = upload(client, path)["id"]
+    hyperparameters = {"n_epochs": 1, "batch_size": 4}
+    created = client.post(
+        "/fine_tuning/jobs",
+        json={"model": "tiny", "training_file": file_id, "hyperparameters": hyperparameters},
+    )
+    assert created.status_code == 200, created.text
+    follow(client, created.json()["id"])
+    done = client.get(f"/fine_tuning/jobs/{created.json()['id']}").json()
+    assert done["status"] == "succeeded", done["error"]
+    assert done["fine_tuned_model"] and done["trained_tokens"] > 0
