@@ -116,7 +116,7 @@ def _check_shape(obj: object) -> str | None:
         return f"is not a JSON object (found {_json_type(obj)})"
     fmt = record_format(obj)
     if fmt == CHAT:
-        return _check_chat(obj)
+        return check_chat(obj)
     if fmt == PROMPT_COMPLETION:
         for field in ("prompt", "completion"):
             if field not in obj:
@@ -127,9 +127,11 @@ def _check_shape(obj: object) -> str | None:
     return "has neither prompt and completion nor messages"
 
 
-def _check_chat(obj: dict) -> str | None:
-    """The chat example rules (see the module's docstring); the first problem, naming its field
-    path (``messages[2].tool_calls[0].function.arguments``)."""
+def check_chat(obj: dict, training: bool = True) -> str | None:
+    """The chat rules (see the module's docstring) for ``obj`` with ``messages`` and optionally
+    ``tools``/``functions`` and ``parallel_tool_calls``; the first problem, naming its field path
+    (``messages[2].tool_calls[0].function.arguments``), or None. ``training=False`` checks a
+    conversation to be continued (a chat request): it needs no assistant message."""
     tools, problem = _check_tool_definitions(obj)
     if problem:
         return problem
@@ -190,6 +192,13 @@ def _check_chat(obj: dict) -> str | None:
             pending.remove(call_id)
         else:
             after_calls = False
+    if not training:  # the model answers after the last message: every call needs its result
+        if pending:
+            return (
+                f"field messages[{len(messages) - 1}]: the tool calls of the last assistant "
+                f"message are not all answered (no answer for tool_call_id {pending[0]!r})"
+            )
+        return None
     if not has_assistant:
         return "field messages has no assistant message to learn from"
     if not trained:

@@ -195,3 +195,20 @@ def test_a_tool_call_file_fine_tunes_on_the_real_server(client, tmp_path):
     done = client.get(f"/fine_tuning/jobs/{created.json()['id']}").json()
     assert done["status"] == "succeeded", done["error"]
     assert done["fine_tuned_model"] and done["trained_tokens"] > 0
+
+
+def test_a_conversation_to_continue_needs_no_assistant_message():
+    """check_chat(training=False) is the same rule for a chat request's messages."""
+    from ftui.records import check_chat
+
+    question = {"messages": GOOD["messages"][:2], "tools": [WEATHER]}
+    assert "no assistant message" in check_chat(question)
+    assert check_chat(question, training=False) is None
+    called = {**question, "messages": GOOD["messages"][:3]}
+    assert check_chat(called) is None  # a file may end with a call: it teaches the call
+    assert "not all answered (no answer for tool_call_id 'call_1')" in check_chat(
+        called, training=False
+    )  # a request must give its result
+    assert "messages[1].content[0].text" in check_chat(
+        edited("messages[1].content", [{"type": "text"}]), training=False
+    )
