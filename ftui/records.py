@@ -3,6 +3,16 @@
 Shared by the server's upload validation and the prepare checks, so both sides agree on what a
 valid example is. Standard library only: the server and the TUI both import it.
 
+A chat example (``messages``) is what the hosted service accepted: roles system, developer
+(its newer name), user, assistant, tool and the older function; ``content`` a string or a list
+of text parts; an optional ``name``; assistant ``tool_calls`` (or the older ``function_call``)
+whose ``arguments`` are a string holding a JSON object; tool messages answering an open
+``tool_call_id`` of the assistant message before them; an optional per-assistant ``weight`` of
+0 or 1 (absent: 1, trained); line-level ``tools`` (or the older ``functions``) naming every
+function the example calls, and ``parallel_tool_calls`` (false: one call per message). At least
+one assistant message must be trained. Errors name the field path
+(``messages[2].tool_calls[0].function.arguments``); keys not named here are ignored.
+
 Beyond the shape, no value of a line may be what Python's json module accepts but training
 cannot use: a lone surrogate (``"\ud800"``: not Unicode text, the tokenizer refuses it) or a
 non-finite number (``NaN``, ``Infinity``, ``1e400``: not standard JSON).
@@ -12,12 +22,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ftui.textsafe import first_surrogate
 
-CHAT_ROLES = frozenset({"system", "user", "assistant"})
+# The roles of a chat message, in the order errors list them; "developer" is the newer name of
+# "system", "function" the older form of "tool" (answering a "function_call").
+ROLE_ORDER = ("system", "developer", "user", "assistant", "tool", "function")
+CHAT_ROLES = frozenset(ROLE_ORDER)
+# The keys a chat line may have beside its messages.
+CHAT_LINE_KEYS = ("tools", "functions", "parallel_tool_calls")
+MAX_FUNCTIONS = 128  # the hosted service's bound on `functions`, kept for `tools` too
+FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROMPT_COMPLETION = "prompt_completion"
 CHAT = "chat"
 
@@ -78,10 +97,18 @@ def check_values(obj: object) -> str | None:
                         f"{where} has a key with a lone surrogate ({json.dumps(key)}), which "
                         "is not valid Unicode text"
                     )
-                stack.append((item, f"{path}[{json.dumps(key)}]" if path else json.dumps(key)))
+                stack.append((item, _field_path(path, key)))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{i}]") for i, item in reversed(list(enumerate(value))))
     return None
+
+
+def _field_path(path: str, key: str) -> str:
+    """``messages[1].content``: a key that is a plain name is joined with a dot, any other key
+    is quoted in brackets (``["a b"]``)."""
+    if FIELD_NAME.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
 
 
 def _check_shape(obj: object) -> str | None:
@@ -89,34 +116,248 @@ def _check_shape(obj: object) -> str | None:
         return f"is not a JSON object (found {_json_type(obj)})"
     fmt = record_format(obj)
     if fmt == CHAT:
-        return _check_chat(obj["messages"])
+        return check_chat(obj)
     if fmt == PROMPT_COMPLETION:
         for field in ("prompt", "completion"):
             if field not in obj:
-                return f'is missing the field "{field}"'
+                return f"is missing the field {field}"
             if not isinstance(obj[field], str):
-                return f'field "{field}" must be a string (found {_json_type(obj[field])})'
+                return f"field {field} must be a string (found {_json_type(obj[field])})"
         return None
-    return 'has neither "prompt" and "completion" nor "messages"'
+    return "has neither prompt and completion nor messages"
 
 
-def _check_chat(messages: object) -> str | None:
+def check_chat(obj: dict, training: bool = True) -> str | None:
+    """The chat rules (see the module's docstring) for ``obj`` with ``messages`` and optionally
+    ``tools``/``functions`` and ``parallel_tool_calls``; the first problem, naming its field path
+    (``messages[2].tool_calls[0].function.arguments``), or None. ``training=False`` checks a
+    conversation to be continued (a chat request): it needs no assistant message."""
+    tools, problem = _check_tool_definitions(obj)
+    if problem:
+        return problem
+    parallel = obj.get("parallel_tool_calls", True)
+    if not isinstance(parallel, bool):
+        return f"field parallel_tool_calls must be true or false (found {_json_type(parallel)})"
+    messages = obj["messages"]
     if not isinstance(messages, list) or not messages:
-        return 'field "messages" must be a non-empty list'
-    has_assistant = False
+        return "field messages must be a non-empty list"
+    has_assistant = trained = False
+    pending: list[str] = []  # tool_call ids of the last assistant message not yet answered
+    after_calls = False  # the previous message is an assistant call or a tool answer
     for i, message in enumerate(messages):
-        where = f'"messages"[{i}]'
+        where = f"messages[{i}]"
         if not isinstance(message, dict):
-            return f"{where} must be an object (found {_json_type(message)})"
+            return f"field {where} must be an object (found {_json_type(message)})"
         role = message.get("role")
         if role not in CHAT_ROLES:
-            return f"{where} has role {json.dumps(role)}; expected one of system, user, assistant"
-        if not isinstance(message.get("content"), str):
-            return f'{where} field "content" must be a string'
-        has_assistant = has_assistant or role == "assistant"
+            found = "is missing" if "role" not in message else f"is {json.dumps(role)}"
+            return f"field {where}.role {found}; expected one of {', '.join(ROLE_ORDER)}"
+        if role != "tool" and pending:
+            return (
+                f"field {where}: the tool calls of the assistant message before it are not all "
+                f"answered by tool messages (no answer for tool_call_id {pending[0]!r})"
+            )
+        problem = _check_name(message, where, required=role == "function")
+        problem = problem or _check_content(message, where, role)
+        if problem:
+            return problem
+        if "weight" in message:
+            if role != "assistant":
+                return f"field {where}.weight is allowed on assistant messages only"
+            weight = message["weight"]
+            if isinstance(weight, bool) or weight not in (0, 1):
+                return f"field {where}.weight must be 0 or 1 (found {json.dumps(weight)})"
+        if role == "assistant":
+            has_assistant = True
+            trained = trained or message.get("weight", 1) == 1
+            calls, problem = _check_calls(message, where, tools, parallel)
+            if problem:
+                return problem
+            pending = calls
+            after_calls = bool(calls)
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                return f"field {where}.tool_call_id must be a non-empty string"
+            if not after_calls:
+                return (
+                    f"field {where}.role: a tool message must answer a preceding assistant "
+                    "message with tool_calls"
+                )
+            if call_id not in pending:
+                return (
+                    f"field {where}.tool_call_id {call_id!r} answers no open tool call of the "
+                    "assistant message before it"
+                )
+            pending.remove(call_id)
+        else:
+            after_calls = False
+    if not training:  # the model answers after the last message: every call needs its result
+        if pending:
+            return (
+                f"field messages[{len(messages) - 1}]: the tool calls of the last assistant "
+                f"message are not all answered (no answer for tool_call_id {pending[0]!r})"
+            )
+        return None
     if not has_assistant:
-        return 'field "messages" has no assistant message to learn from'
+        return "field messages has no assistant message to learn from"
+    if not trained:
+        return "field messages has no assistant message with weight 1 to learn from"
     return None
+
+
+def _check_tool_definitions(obj: dict) -> tuple[set[str] | None, str | None]:
+    """The function names that ``tools`` (or the older ``functions``) define, None when the line
+    defines none; or the first problem."""
+    if "tools" in obj and "functions" in obj:
+        return None, "has both tools and functions; use tools (functions is its older form)"
+    key = "tools" if "tools" in obj else "functions" if "functions" in obj else None
+    if key is None:
+        return None, None
+    items = obj[key]
+    if not isinstance(items, list) or not items:
+        return None, f"field {key} must be a non-empty list"
+    if len(items) > MAX_FUNCTIONS:
+        return None, f"field {key} has {len(items)} entries; at most {MAX_FUNCTIONS} are allowed"
+    names: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]"
+        if not isinstance(item, dict):
+            return None, f"field {where} must be an object (found {_json_type(item)})"
+        if key == "tools":
+            if item.get("type") != "function":
+                return None, f'field {where}.type must be "function"'
+            item, where = item.get("function"), f"{where}.function"
+            if not isinstance(item, dict):
+                return None, f"field {where} must be an object"
+        name = item.get("name")
+        if not isinstance(name, str) or not FUNCTION_NAME.fullmatch(name):
+            return None, (
+                f"field {where}.name must be a function name (letters, digits, _ and -, "
+                f"at most 64; found {json.dumps(name)})"
+            )
+        if name in names:
+            return None, f"field {where}.name {name!r} is defined twice"
+        names.add(name)
+        if "description" in item and not isinstance(item["description"], str):
+            return None, f"field {where}.description must be a string"
+        if "parameters" in item and not isinstance(item["parameters"], dict):
+            return None, f"field {where}.parameters must be a JSON Schema object"
+    return names, None
+
+
+def _check_name(message: dict, where: str, required: bool) -> str | None:
+    if "name" not in message and not required:
+        return None
+    name = message.get("name")
+    if not isinstance(name, str) or not name:
+        return f"field {where}.name must be a non-empty string"
+    return None
+
+
+def _check_content(message: dict, where: str, role: str) -> str | None:
+    calls = "tool_calls" in message or "function_call" in message
+    content = message.get("content")
+    if content is None and (role == "function" or (role == "assistant" and calls)):
+        return None  # a call needs no text beside it; a function result may be empty
+    if "content" not in message:
+        return f"field {where}.content is missing"
+    if isinstance(content, str):
+        return None
+    if not isinstance(content, list) or role == "function":
+        kinds = "a string" if role == "function" else "a string or a list of text parts"
+        return f"field {where}.content must be {kinds} (found {_json_type(content)})"
+    if not content:
+        return f"field {where}.content is an empty list"
+    for k, part in enumerate(content):
+        at = f"{where}.content[{k}]"
+        if not isinstance(part, dict) or part.get("type") != "text":
+            kind = part.get("type") if isinstance(part, dict) else None
+            what = f'a part of type "{kind}"' if isinstance(kind, str) else _json_type(part)
+            return (
+                f'field {at} is {what}; only text parts ({{"type": "text", "text": ...}}) '
+                "can be trained here"
+            )
+        if not isinstance(part.get("text"), str):
+            return f"field {at}.text must be a string"
+    return None
+
+
+def _check_calls(
+    message: dict, where: str, tools: set[str] | None, parallel: bool
+) -> tuple[list[str], str | None]:
+    """The tool_call ids of an assistant message (they must be answered by tool messages), or
+    the first problem of its ``tool_calls`` / ``function_call``."""
+    if "tool_calls" in message and "function_call" in message:
+        return [], f"field {where} has both tool_calls and function_call; use tool_calls"
+    if "function_call" in message:
+        call = message["function_call"]
+        if not isinstance(call, dict):
+            return [], f"field {where}.function_call must be an object"
+        return [], _check_function(call, f"{where}.function_call", tools)
+    if "tool_calls" not in message:
+        return [], None
+    calls = message["tool_calls"]
+    if not isinstance(calls, list) or not calls:
+        return [], f"field {where}.tool_calls must be a non-empty list"
+    if len(calls) > 1 and not parallel:
+        return [], (
+            f"field {where}.tool_calls has {len(calls)} calls but the line sets "
+            "parallel_tool_calls to false (one call per assistant message)"
+        )
+    ids: list[str] = []
+    for k, call in enumerate(calls):
+        at = f"{where}.tool_calls[{k}]"
+        if not isinstance(call, dict):
+            return [], f"field {at} must be an object (found {_json_type(call)})"
+        call_id = call.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            return [], f"field {at}.id must be a non-empty string"
+        if call_id in ids:
+            return [], f"field {at}.id {call_id!r} is used twice in this message"
+        ids.append(call_id)
+        if call.get("type") != "function":
+            return [], f'field {at}.type must be "function"'
+        function = call.get("function")
+        if not isinstance(function, dict):
+            return [], f"field {at}.function must be an object"
+        problem = _check_function(function, f"{at}.function", tools)
+        if problem:
+            return [], problem
+    return ids, None
+
+
+def _check_function(call: dict, where: str, tools: set[str] | None) -> str | None:
+    name = call.get("name")
+    if not isinstance(name, str) or not name:
+        return f"field {where}.name must be a non-empty string"
+    if tools is not None and name not in tools:
+        return f"field {where}.name {name!r} is not one of the functions the line defines"
+    arguments = call.get("arguments")
+    if not isinstance(arguments, str):
+        return f"field {where}.arguments must be a string of JSON (found {_json_type(arguments)})"
+    try:
+        parsed = json.loads(arguments)
+    except ValueError as exc:
+        return f"field {where}.arguments is not valid JSON ({exc})"
+    if not isinstance(parsed, dict):
+        return f"field {where}.arguments must be a JSON object (found {_json_type(parsed)})"
+    return None
+
+
+def content_text(content: object) -> str:
+    """A message's ``content`` as one string: text parts joined, no content as ""."""
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content)
+    return content if isinstance(content, str) else ""
+
+
+def uses_tools(example: dict) -> bool:
+    """Whether a chat example defines, calls or answers functions."""
+    return any(k in example for k in ("tools", "functions")) or any(
+        m.get("role") in ("tool", "function") or "tool_calls" in m or "function_call" in m
+        for m in example["messages"]
+    )
 
 
 def _json_type(value: object) -> str:

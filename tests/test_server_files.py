@@ -77,8 +77,8 @@ def test_chat_format_is_accepted(client, tmp_path):
 BAD_FILES = [
     (b'{"prompt": "a", "completion": "b"}\nnot json\n', 2, "not valid JSON"),
     (b"[1, 2]\n", 1, "not a JSON object"),
-    (b'{"prompt": "a"}\n', 1, '"completion"'),
-    (b'{"prompt": 3, "completion": "b"}\n', 1, 'field "prompt" must be a string'),
+    (b'{"prompt": "a"}\n', 1, "missing the field completion"),
+    (b'{"prompt": 3, "completion": "b"}\n', 1, "field prompt must be a string"),
     (b'{"text": "a"}\n', 1, "neither"),
     (b'{"prompt": "a", "completion": "b"}\n\xff\xfe\x00\x01binary\n', 2, "UTF-8"),
     (b"", 1, "no examples"),
@@ -95,18 +95,18 @@ BAD_FILES = [
     (
         b'{"prompt": "a", "completion": "b"}\n{"prompt": "\\ud800 a", "completion": " b"}\n',
         2,
-        'field "prompt" holds a lone surrogate',
+        "field prompt holds a lone surrogate",
     ),
     (
         b'{"messages": [{"role": "user", "content": "hi"}, '
         b'{"role": "assistant", "content": "x\\udfff"}]}\n',
         1,
-        'field "messages"[1]["content"] holds a lone surrogate',
+        "field messages[1].content holds a lone surrogate",
     ),
     (b'{"prompt": "a", "completion": "b", "\\ud800": 1}\n', 1, "key with a lone surrogate"),
-    (b'{"prompt": "a", "completion": "b", "weight": NaN}\n', 1, 'field "weight" is NaN'),
-    (b'{"prompt": "a", "completion": "b", "w": [-Infinity]}\n', 1, '"w"[0] is -Infinity'),
-    (b'{"prompt": "a", "completion": "b", "w": 1e400}\n', 1, 'field "w" is Infinity'),
+    (b'{"prompt": "a", "completion": "b", "weight": NaN}\n', 1, "field weight is NaN"),
+    (b'{"prompt": "a", "completion": "b", "w": [-Infinity]}\n', 1, "w[0] is -Infinity"),
+    (b'{"prompt": "a", "completion": "b", "w": 1e400}\n', 1, "field w is Infinity"),
     (b"[" * 100_000 + b"]" * 100_000 + b"\n", 1, "nested too deeply"),
 ]
 

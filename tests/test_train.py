@@ -471,9 +471,9 @@ def test_saving_replaces_an_older_model_without_leftovers(tmp_path, tiny_model_d
     [
         (json.dumps({"messages": [{"role": "narrator", "content": "x"},
                                   {"role": "assistant", "content": "y"}]}),
-         '"messages"[0] has role "narrator"'),
-        ('{"prompt": "\\ud800", "completion": " x"}', 'field "prompt" holds a lone surrogate'),
-        ('{"prompt": "a", "completion": " b", "n": NaN}', 'field "n" is NaN'),
+         "field messages[0].role is \"narrator\""),
+        ('{"prompt": "\\ud800", "completion": " x"}', 'field prompt holds a lone surrogate'),
+        ('{"prompt": "a", "completion": " b", "n": NaN}', 'field n is NaN'),
         ('{"messages": [{"role": "assistant", "content": "y"}]}',
          "is in the chat format but earlier lines are in the prompt_completion format"),
     ],

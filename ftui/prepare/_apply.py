@@ -417,7 +417,7 @@ def _apply_chat(
     report: Report, state: ChatState, chosen: set[str], output: Any, written: Written
 ) -> Written:
     gone = _dropped(state, chosen)
-    values = _text.drop_positions(state.messages, gone)
+    values = _text.drop_positions(state.examples, gone)
     written.task_type = None
     if not (report.necessary or chosen):
         return written
@@ -425,7 +425,7 @@ def _apply_chat(
 
     def lines() -> Iterator[str]:
         for chunk in _text.chunks(values):
-            yield "".join(['{"messages":' + dumps(v) + "}\n" for v in chunk])
+            yield "".join([dumps(v) + "\n" for v in chunk])
 
     paths = _write_all(report, output, [lines()], split=False)
     written.extend(paths)

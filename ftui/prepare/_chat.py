@@ -1,7 +1,14 @@
-"""The checks of chat data (``messages``), in order (``CHECKS``).
+"""The checks of chat data (``messages``, with a line's ``tools``, ``functions`` and
+``parallel_tool_calls``), in order (``CHECKS``).
 
 Each example is validated with ``ftui.records.check_record``, the server's own definition of a
-valid chat example, so a file that passes here is accepted by an upload.
+valid chat example, so a file that passes here is accepted by an upload. The report also gives
+the trained (weighted) assistant turns, the use of functions, and the hosted service's limits.
+
+Tokens per example are counted as the hosted service's cookbook counted them: the text of every
+message (content, name, calls as JSON) and of the line's function definitions (as JSON), plus 3
+per message and 3 for the reply; characters/4 without a tokenizer. The base model's chat
+template, which training uses, may add or save a few per message.
 """
 
 from __future__ import annotations
@@ -28,6 +35,13 @@ from ._checks import (
 )
 from ._model import CHAT, ERROR, INFO, NECESSARY, OPTIONAL, WARNING, Finding, Report, TokenStats
 from ._read import Table
+from .readers._common import CHAT_KEYS
+
+# The hosted service's limits for chat files (it refused a file with fewer examples, and cut
+# examples longer than its largest training context at the end).
+HOSTED_MIN_EXAMPLES = 10
+HOSTED_MAX_EXAMPLE_TOKENS = 65_536
+TOKENS_PER_MESSAGE = 3  # the cookbook's overhead per message, and for the reply's start
 
 
 @dataclass
@@ -91,14 +105,15 @@ def messages_key(a: Analysis) -> None:
 
 
 def extra_columns(a: Analysis) -> None:
-    extra = [c for c in a.table.columns if c != a.key]
+    extra = [c for c in a.table.columns if c != a.key and c not in CHAT_KEYS]
     if not extra:
         return
     a.add(
         Finding(
             "extra_columns",
             NECESSARY,
-            "Chat examples hold only `messages`. Additional columns/keys present are: "
+            "Chat examples hold only `messages`, `tools`, `functions` and"
+            " `parallel_tool_calls`. Additional columns/keys present are: "
             + ", ".join(f"`{c}`" for c in extra),
             f"Remove additional columns/keys: {', '.join(extra)}",
             details={"columns": extra},
@@ -110,11 +125,11 @@ def invalid_examples(a: Analysis) -> bool | None:
     """Examples the server would refuse are removed; stop when none is left."""
     from ftui.records import check_record
 
-    values = a.table.data[a.key]
+    values = records(a.table, a.key)
     a.locs = locs = a.table.locs
     bad: dict[str, list[int]] = {}
     for i, v in enumerate(values):
-        problem = check_record({"messages": v}) if v is not None else "has no `messages`"
+        problem = check_record(v) if v["messages"] is not None else "has no `messages`"
         if problem:
             bad.setdefault(problem, []).append(i)
     if bad:
@@ -145,6 +160,16 @@ def invalid_examples(a: Analysis) -> bool | None:
     return None
 
 
+def records(table: Table, key: str) -> list[dict]:
+    """Each row as the chat line it will be written as: its messages and the other chat keys
+    it has (a missing or null value is left out)."""
+    others = [(k, table.data[k]) for k in CHAT_KEYS if k in table.data]
+    return [
+        {"messages": m, **{k: col[i] for k, col in others if col[i] is not None}}
+        for i, m in enumerate(table.data[key])
+    ]
+
+
 def duplicates(a: Analysis) -> None:
     canon = [json.dumps(v, sort_keys=True, ensure_ascii=False) for v in a.values]
     seen: set[str] = set()
@@ -172,7 +197,7 @@ def duplicates(a: Analysis) -> None:
 
 
 def trailing_turns(a: Analysis) -> None:
-    not_last = [i for i, v in enumerate(a.values) if v[-1].get("role") != "assistant"]
+    not_last = [i for i, v in enumerate(a.values) if v["messages"][-1].get("role") != "assistant"]
     if not not_last:
         return
     rows = pick(a.locs, not_last)
@@ -188,25 +213,110 @@ def trailing_turns(a: Analysis) -> None:
     )
 
 
+def weighted_turns(a: Analysis) -> None:
+    """Assistant turns, and how many are trained (weight 1, the default) or context only."""
+    turns = [m for v in a.values for m in v["messages"] if m.get("role") == "assistant"]
+    skipped = sum(1 for m in turns if m.get("weight", 1) == 0)
+    trained = len(turns) - skipped
+    msg = f"{plural(len(turns), 'assistant turn')}: {trained:,} trained"
+    if skipped:
+        msg += f", {skipped:,} with weight 0 (context only, not trained on)"
+    a.add(
+        Finding(
+            "weighted_turns",
+            INFO,
+            msg,
+            details={"assistant_turns": len(turns), "trained": trained, "weight_0": skipped},
+        )
+    )
+
+
+def tool_usage(a: Analysis) -> None:
+    """Examples that define functions, the calls the assistant makes, the results it is given."""
+    with_tools = sum(1 for v in a.values if "tools" in v or "functions" in v)
+    messages = [m for v in a.values for m in v["messages"]]
+    calls = sum(len(m.get("tool_calls") or ()) + ("function_call" in m) for m in messages)
+    results = sum(1 for m in messages if m.get("role") in ("tool", "function"))
+    if not (with_tools or calls or results):
+        return
+    a.add(
+        Finding(
+            "tool_usage",
+            INFO,
+            f"{plural(with_tools, 'example')} {'defines' if with_tools == 1 else 'define'}"
+            f" functions (`tools` or `functions`); the assistant makes"
+            f" {plural(calls, 'function call')} and reads {plural(results, 'tool result')}",
+            details={
+                "examples_with_tools": with_tools,
+                "tool_calls": calls,
+                "tool_messages": results,
+            },
+        )
+    )
+
+
+def example_texts(example: dict) -> list[str]:
+    """The texts whose tokens an example is counted by (see the module's docstring)."""
+    from ftui.records import content_text
+
+    texts = [json.dumps(example[k]) for k in ("tools", "functions") if k in example]
+    for m in example["messages"]:
+        texts.append(content_text(m.get("content")) + m.get("name", ""))
+        calls = [c["function"] for c in m.get("tool_calls") or ()]
+        calls += [m["function_call"]] if "function_call" in m else []
+        texts += [c["name"] + c["arguments"] for c in calls]
+    return texts
+
+
 def token_counts(a: Analysis) -> None:
-    """Tokens per example (the sum over its messages), and those longer than the context."""
+    """Tokens per example, and those longer than the context."""
     import numpy as np
 
     tok, values = a.tok, a.values
-    contents = [m["content"] for v in values for m in v]
-    sizes = list(map(len, values))
-    if tok.count is None:
-        per_message = _tokens.estimate(list(map(len, contents)))
-    else:
-        per_message = tok.count(contents)
+    texts = [example_texts(v) for v in values]
+    flat = [t for ts in texts for t in ts]
+    sizes = list(map(len, texts))
+    per_text = _tokens.estimate(list(map(len, flat))) if tok.count is None else tok.count(flat)
     offsets = np.zeros(len(sizes), dtype=np.int64)
     np.cumsum(sizes[:-1], out=offsets[1:])
-    counts = np.add.reduceat(np.asarray(per_message, dtype=np.int64), offsets)
-    del contents, per_message
+    counts = np.add.reduceat(np.asarray(per_text, dtype=np.int64), offsets)
+    overhead = [TOKENS_PER_MESSAGE * (len(v["messages"]) + 1) for v in values]
+    counts = counts + np.asarray(overhead, dtype=np.int64)
+    del texts, flat, per_text
     a.stats, over = token_stats(counts, tok)
     a.add(token_finding(a.stats))
     if over:
         a.add(over_context(over, a.locs, a.unit, a.stats, a.state.drops))
+    hosted_over = np.flatnonzero(counts > HOSTED_MAX_EXAMPLE_TOKENS).tolist()
+    if hosted_over:
+        rows = pick(a.locs, hosted_over)
+        a.add(
+            Finding(
+                "hosted_example_tokens",
+                WARNING,
+                f"{plural(len(rows), 'example')} {'is' if len(rows) == 1 else 'are'} longer"
+                f" than {HOSTED_MAX_EXAMPLE_TOKENS:,} tokens, the largest context the hosted"
+                " service trained on; it cut them at the end (trailing replies lost):"
+                f" {rows_text(a.unit, rows)}",
+                rows=rows,
+                details={"limit": HOSTED_MAX_EXAMPLE_TOKENS},
+            )
+        )
+
+
+def hosted_min_examples(a: Analysis) -> None:
+    n = len(a.values)
+    if n >= HOSTED_MIN_EXAMPLES:
+        return
+    a.add(
+        Finding(
+            "hosted_min_examples",
+            WARNING,
+            f"{plural(n, 'valid example')}: the hosted service refused training files with"
+            f" fewer than {HOSTED_MIN_EXAMPLES} examples (ftui serve trains on them)",
+            details={"n": n, "minimum": HOSTED_MIN_EXAMPLES},
+        )
+    )
 
 
 CHECKS: list[Check] = [
@@ -216,5 +326,8 @@ CHECKS: list[Check] = [
     invalid_examples,
     duplicates,
     trailing_turns,
+    weighted_turns,
+    tool_usage,
     token_counts,
+    hosted_min_examples,
 ]

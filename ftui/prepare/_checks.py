@@ -59,7 +59,7 @@ class PCState:
 
 @dataclass
 class ChatState:
-    messages: list[list[dict]]
+    examples: list[dict]  # the chat lines: messages, and tools etc. where a row has them
     locs: Sequence[int]
     drops: dict[str, list[int]] = field(default_factory=dict)
 

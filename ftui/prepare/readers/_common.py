@@ -11,7 +11,8 @@ from typing import Any
 from .._model import WARNING, Finding, PrepareError, Problem
 
 READ_BYTES = 1 << 24  # bytes read at a time by the streaming readers
-KEEP = ("prompt", "completion", "messages")  # columns whose values are kept (case-insensitive)
+KEEP = ("prompt", "completion", "messages")  # the columns that name a schema (case-insensitive)
+CHAT_KEYS = ("tools", "functions", "parallel_tool_calls")  # a chat line's keys beside messages
 
 NAMES = {
     "csv": "CSV",
@@ -43,7 +44,8 @@ class Table:
 
 
 def is_kept(name: str) -> bool:
-    return name.lower() in KEEP
+    """Whether a column's values are held (the schema's columns, and a chat line's others)."""
+    return name.lower() in KEEP or name in CHAT_KEYS
 
 
 def char_column(raw: bytes, byte_offset: int) -> int:

@@ -1,6 +1,11 @@
 """Text to token ids for training and serving: prompts, prompt/completion pairs and chat
-transcripts (rendered with the tokenizer's chat template, or ChatML when it has none), with the
-mask that says which tokens are completion.
+conversations (rendered with the tokenizer's chat template, given the example's functions when
+the template shows them, or a ChatML fallback described at ``CHATML_TURN``), with the mask that
+says which tokens are trained.
+
+Chat: :func:`encode_chat` (training) and :func:`chat_prompt_ids` (serving, with the generation
+prompt) cut the rendering into the same pieces and tokenize each on its own, so the prompt
+tokens of a conversation are the same in both.
 
 A prompt's ids come from :func:`prompt_ids` in both training and serving, so a fine-tuned model
 is served the very tokens it was trained on. The rule for a prompt: the tokenizer's ids for the
@@ -18,13 +23,13 @@ No torch here; only the tokenizer object is used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ftui.records import content_text, uses_tools
 from ftui.server.hf import Specials
-
-CHATML_FALLBACK = "<|im_start|>{role}\n{content}<|im_end|>\n"
-CHATML_GENERATION_PROMPT = "<|im_start|>assistant\n"
 
 
 class EncodeError(ValueError):
@@ -33,10 +38,14 @@ class EncodeError(ValueError):
 
 @dataclass
 class Encoded:
-    """One tokenized example: ``completion[i]`` says whether token i belongs to a completion."""
+    """One tokenized example: ``completion[i]`` says whether token i is trained (a completion,
+    or a trained assistant reply). ``prompt_loss``: whether the other tokens take the legacy
+    ``prompt_loss_weight`` (prompt/completion pairs) or weigh nothing (chat: only trained
+    assistant tokens count, as the hosted service trained chat)."""
 
     ids: list[int]
     completion: list[bool]
+    prompt_loss: bool = True
 
 
 def token_ids(tokenizer: Any, text: str, special: bool = False) -> list[int]:
@@ -67,66 +76,254 @@ def encode_legacy(tokenizer: Any, specials: Specials, prompt: str, completion: s
     return Encoded(p + c, [False] * len(p) + [True] * len(c))
 
 
-def render_chat(tokenizer: Any, messages: list[dict], generation_prompt: bool) -> str:
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt
+# ---------------------------------------------------------------- chat
+
+# The fallback format, for a tokenizer without a chat template (or whose template cannot show
+# functions, for a conversation that uses them): ChatML. The functions an example defines come
+# first, as a JSON list in a "tools" turn; an assistant's calls follow its text, one
+# ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` per call (one per line); tool and
+# function results are "tool" turns; developer messages are "system" turns; names are not shown.
+CHATML_TURN = "<|im_start|>{role}\n{content}<|im_end|>\n"
+CHATML_GENERATION_PROMPT = "<|im_start|>assistant\n"
+TOOL_CALL = "<tool_call>{}</tool_call>"
+
+
+def example_tools(example: dict) -> list[dict] | None:
+    """The functions a chat example defines, in the ``tools`` form (``functions``, the older
+    form, wrapped as ``{"type": "function", "function": f}``); None when it defines none."""
+    if "tools" in example:
+        return example["tools"]
+    if "functions" in example:
+        return [{"type": "function", "function": f} for f in example["functions"]]
+    return None
+
+
+def template_renders_tools(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template shows function definitions and calls (it reads
+    ``tools`` and ``tool_calls``); templates that do not would drop them silently."""
+    source = str(getattr(tokenizer, "chat_template", None) or "")
+    return "tools" in source and "tool_calls" in source
+
+
+def uses_fallback(tokenizer: Any, messages: list[dict], tools: list[dict] | None) -> bool:
+    if not getattr(tokenizer, "chat_template", None):
+        return True
+    return uses_tools({"messages": messages, **({"tools": tools} if tools else {})}) and (
+        not template_renders_tools(tokenizer)
+    )
+
+
+def _calls(message: dict) -> list[dict]:
+    """An assistant message's calls as ``{"id"?, "name", "arguments": <object>}``."""
+    if "function_call" in message:
+        raw = [{"function": message["function_call"]}]
+    else:
+        raw = message.get("tool_calls") or []
+    calls = []
+    for call in raw:
+        fn = call["function"]
+        arguments = (
+            json.loads(fn["arguments"]) if isinstance(fn["arguments"], str) else fn["arguments"]
         )
-    text = "".join(CHATML_FALLBACK.format(**m) for m in messages)
-    return text + (CHATML_GENERATION_PROMPT if generation_prompt else "")
+        calls.append(
+            {
+                **({"id": call["id"]} if "id" in call else {}),
+                "name": fn["name"],
+                "arguments": arguments,
+            }
+        )
+    return calls
 
 
-def chat_segments(tokenizer: Any, messages: list[dict]) -> list[tuple[str, bool]]:
-    """The rendered conversation cut into (text, is_completion) pieces: each assistant reply is
-    the text the template adds after the generation prompt (prompt too if its "weight" is 0);
-    everything else is prompt.
-    Messages after the last assistant reply teach nothing and are dropped."""
-    segments: list[tuple[str, bool]] = []
+TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+
+
+def split_tool_calls(text: str) -> tuple[str, list[dict]]:
+    """A reply in the fallback format (also the format of Hermes-style templates such as
+    Qwen2.5's) as its text and its calls ``{"name", "arguments": <JSON string>}``, in order.
+    Blocks that are not a JSON object with a string name stay in the text."""
+    calls: list[dict] = []
+
+    def take(match: re.Match[str]) -> str:
+        try:
+            call = json.loads(match.group(1))
+        except ValueError:
+            return match.group(0)
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            return match.group(0)
+        arguments = call.get("arguments", {})
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        calls.append({"name": call["name"], "arguments": arguments})
+        return ""
+
+    rest = TOOL_CALL_BLOCK.sub(take, text)
+    return (rest.strip() if calls else text), calls
+
+
+def template_message(message: dict) -> dict:
+    """A message as chat templates expect it (the transformers convention): content one string,
+    developer as system, the older function role as tool, calls as ``tool_calls`` whose
+    arguments are objects, no ``weight``."""
+    role = {"developer": "system", "function": "tool"}.get(message["role"], message["role"])
+    out: dict[str, Any] = {"role": role, "content": content_text(message.get("content"))}
+    for key in ("name", "tool_call_id"):
+        if key in message:
+            out[key] = message[key]
+    calls = _calls(message) if message["role"] == "assistant" else []
+    if calls:
+        out["tool_calls"] = [
+            {
+                **({"id": c["id"]} if "id" in c else {}),
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
+            for c in calls
+        ]
+    return out
+
+
+def _fallback_turn(message: dict) -> str:
+    role = {"developer": "system", "function": "tool"}.get(message["role"], message["role"])
+    text = content_text(message.get("content"))
+    if message["role"] == "assistant":
+        shown = [
+            TOOL_CALL.format(
+                json.dumps({"name": c["name"], "arguments": c["arguments"]}, ensure_ascii=False)
+            )
+            for c in _calls(message)
+        ]
+        text = "\n".join(([text] if text else []) + shown)
+    return CHATML_TURN.format(role=role, content=text)
+
+
+def render_chat(
+    tokenizer: Any,
+    messages: list[dict],
+    generation_prompt: bool,
+    tools: list[dict] | None = None,
+) -> str:
+    """A conversation (messages as records.py checks them) as text: the base model's chat
+    template (given ``tools=`` when there are any), or the fallback format above."""
+    if uses_fallback(tokenizer, messages, tools):
+        head = CHATML_TURN.format(role="tools", content=json.dumps(tools, ensure_ascii=False))
+        text = (head if tools else "") + "".join(_fallback_turn(m) for m in messages)
+        return text + (CHATML_GENERATION_PROMPT if generation_prompt else "")
+    kwargs = {"tools": tools} if tools else {}
+    try:
+        return tokenizer.apply_chat_template(
+            [template_message(m) for m in messages],
+            tokenize=False,
+            add_generation_prompt=generation_prompt,
+            **kwargs,
+        )
+    except Exception as exc:  # the template's own checks (raise_exception), or a Jinja error
+        raise EncodeError(
+            f"The base model's chat template refused this conversation: {exc}"
+        ) from exc
+
+
+@dataclass
+class _Segment:
+    text: str
+    reply: bool  # the text of an assistant message
+    trained: bool  # ... with weight 1
+
+
+def chat_segments(
+    tokenizer: Any,
+    messages: list[dict],
+    tools: list[dict] | None = None,
+    generation_prompt: bool = False,
+) -> list[_Segment]:
+    """The rendered conversation cut into pieces: each assistant reply is the text the template
+    adds after the generation prompt; everything else is prompt. Without ``generation_prompt``
+    the messages after the last assistant reply teach nothing and are dropped; with it, the
+    last piece is the prompt for the next reply (what serving asks the model)."""
+    segments: list[_Segment] = []
     done = ""
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = render_chat(tokenizer, messages[:i], generation_prompt=True)
-        through = render_chat(tokenizer, messages[: i + 1], generation_prompt=False)
+        before = render_chat(tokenizer, messages[:i], True, tools)
+        through = render_chat(tokenizer, messages[: i + 1], False, tools)
         if not before.startswith(done) or not through.startswith(before):
             raise EncodeError(
                 "The base model's chat template does not render this conversation as a "
                 "growing prefix, so its assistant replies cannot be located (does it start "
                 "with an assistant message?)."
             )
-        trained = message.get("weight", 1) != 0  # current API: weight 0 skips a reply
-        segments += [(before[len(done) :], False), (through[len(before) :], trained)]
+        trained = message.get("weight", 1) != 0  # weight 0: context, not a target
+        segments += [
+            _Segment(before[len(done) :], False, False),
+            _Segment(through[len(before) :], True, trained),
+        ]
         done = through
+    if generation_prompt:
+        prompt = render_chat(tokenizer, messages, True, tools)
+        if not prompt.startswith(done):
+            raise EncodeError(
+                "The base model's chat template does not render this conversation as a "
+                "growing prefix, so it cannot be continued as it was trained."
+            )
+        segments.append(_Segment(prompt[len(done) :], False, False))
     return segments
 
 
-def encode_chat(tokenizer: Any, specials: Specials, messages: list[dict]) -> Encoded:
+def _chat_ids(
+    tokenizer: Any, specials: Specials, segments: list[_Segment]
+) -> tuple[list[int], list[bool]]:
+    """Ids and trained mask of the segments, each tokenized on its own (so a prompt tokenizes
+    the same whether or not a reply follows). A reply ends with end-of-text (appended when the
+    template has none); what the template adds after it (often "\\n") is not the reply."""
     eos_id = specials.eos_id
     assert eos_id is not None
     ids: list[int] = []
-    completion: list[bool] = []
-    for text, is_completion in chat_segments(tokenizer, messages):
-        seg = token_ids(tokenizer, text)
-        flags = [is_completion] * len(seg)
-        if is_completion:
+    trained: list[bool] = []
+    for segment in segments:
+        seg = token_ids(tokenizer, segment.text)
+        flags = [False] * len(seg)
+        if segment.reply:
             if eos_id in seg:
-                # What the template adds after the end of turn (often "\n") is not the reply.
                 last = len(seg) - 1 - seg[::-1].index(eos_id)
-                flags = [True] * (last + 1) + [False] * (len(seg) - last - 1)
             else:
-                seg, flags = seg + [eos_id], flags + [True]
+                seg, flags, last = seg + [eos_id], flags + [False], len(seg)
+            flags = [segment.trained] * (last + 1) + [False] * (len(seg) - last - 1)
         ids += seg
-        completion += flags
-    # What the template adds after the last reply (e.g. "\n") is not worth a training target.
-    end = len(completion) - completion[::-1].index(True) if True in completion else len(ids)
-    return Encoded(ids[:end], completion[:end])
+        trained += flags
+    return ids, trained
+
+
+def encode_chat(
+    tokenizer: Any, specials: Specials, messages: list[dict], tools: list[dict] | None = None
+) -> Encoded:
+    """A chat example as ids and trained mask: True on exactly the tokens of the assistant
+    replies that are trained (weight 1 or absent), through their end-of-text. Untrained tokens
+    weigh nothing in the loss (``prompt_loss=False``)."""
+    ids, trained = _chat_ids(tokenizer, specials, chat_segments(tokenizer, messages, tools))
+    # What follows the last reply (e.g. "\n", or a weight-0 reply) is not worth a position.
+    end = len(trained) - trained[::-1].index(True) if True in trained else len(ids)
+    return Encoded(ids[:end], trained[:end], prompt_loss=False)
+
+
+def chat_prompt_ids(
+    tokenizer: Any, specials: Specials, messages: list[dict], tools: list[dict] | None = None
+) -> list[int]:
+    """The ids serving gives the model for a conversation: its rendering plus the generation
+    prompt, tokenized exactly as training tokenized the same conversation before a reply (so a
+    model fine-tuned on chat is asked in the tokens it learned)."""
+    segments = chat_segments(tokenizer, messages, tools, generation_prompt=True)
+    return _chat_ids(tokenizer, specials, segments)[0]
 
 
 def truncate(example: Encoded, max_len: int) -> Encoded:
-    """Fit the context: drop tokens from the start of the prompt; a completion longer than the
-    context on its own keeps its beginning."""
+    """Fit the context. A prompt/completion pair drops tokens from the start of its prompt (a
+    completion longer than the context on its own keeps its beginning). A chat example is cut
+    at the end, as the hosted service did: its first turns stay, trailing replies are lost."""
     if len(example.ids) <= max_len:
         return example
+    if not example.prompt_loss:
+        return replace(example, ids=example.ids[:max_len], completion=example.completion[:max_len])
     first = example.completion.index(True) if True in example.completion else 0
     if len(example.ids) - first > max_len:
         return Encoded(
@@ -136,10 +333,10 @@ def truncate(example: Encoded, max_len: int) -> Encoded:
 
 
 def encode_example(tokenizer: Any, specials: Specials, example: dict, max_len: int) -> Encoded:
-    """A training example (as records.py checks it) as ids and completion mask, fitted to
+    """A training example (as records.py checks it) as ids and trained mask, fitted to
     ``max_len`` tokens (the model's context)."""
     if "messages" in example:
-        encoded = encode_chat(tokenizer, specials, example["messages"])
+        encoded = encode_chat(tokenizer, specials, example["messages"], example_tools(example))
     else:
         encoded = encode_legacy(tokenizer, specials, example["prompt"], example["completion"])
     return truncate(encoded, max_len)

@@ -1,7 +1,8 @@
 """The batch tensors and the loss with its metrics (legacy semantics).
 
-Per target position: weight 1 for completion targets, ``prompt_loss_weight`` for prompt targets,
-0 for padding; loss = Σ w·ce / Σ w. Sums are returned beside the loss so that micro-batches and
+Per target position: weight 1 for completion targets, ``prompt_loss_weight`` for prompt targets
+(0 for the untrained tokens of chat examples: only trained assistant replies count), 0 for
+padding; loss = Σ w·ce / Σ w. Sums are returned beside the loss so that micro-batches and
 validation batches can be pooled exactly. Masks come from lengths, never from ``ids == pad_id``:
 pad and end of text share an id in many tokenizers. torch is imported inside the functions.
 """
@@ -35,7 +36,8 @@ def collate(
         attention_mask[row, :n] = 1
         is_completion = torch.tensor(e.completion[1:], dtype=torch.bool)
         completion_targets[row, : n - 1] = is_completion
-        target_weights[row, : n - 1] = torch.where(is_completion, 1.0, prompt_loss_weight)
+        untrained = prompt_loss_weight if e.prompt_loss else 0.0  # chat: untrained weighs 0
+        target_weights[row, : n - 1] = torch.where(is_completion, 1.0, untrained)
     tensors = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
