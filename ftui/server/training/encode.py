@@ -18,6 +18,7 @@ No torch here; only the tokenizer object is used.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,71 @@ def render_chat(tokenizer: Any, messages: list[dict], generation_prompt: bool) -
         )
     text = "".join(CHATML_FALLBACK.format(**m) for m in messages)
     return text + (CHATML_GENERATION_PROMPT if generation_prompt else "")
+
+
+class PromptTooLong(EncodeError):
+    """A rendered chat prompt with more tokens than allowed."""
+
+    def __init__(self, tokens: int, max_len: int) -> None:
+        super().__init__(f"the messages have {tokens} tokens; at most {max_len} fit")
+        self.tokens = tokens
+
+
+# For a chat template that has no place for tools: the format Qwen2.5 and SmolLM2's templates
+# use (tool signatures inside <tools></tools> in the system prompt, calls as <tool_call>{json}
+# </tool_call>), which is also the format the tool-call parser of serving reads.
+TOOLS_FALLBACK = (
+    "You may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+    "{tools}\n</tools>\n\nFor each function call, return a json object with function name "
+    "and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+)
+
+
+def render_chat_prompt(
+    tokenizer: Any,
+    specials: Specials,
+    messages: list[dict],
+    tools: list[dict] | None = None,
+    max_len: int | None = None,
+) -> list[int]:
+    """The ids of a chat conversation as serving asks a model: the chat template with its
+    generation prompt (ChatML without one), tools rendered by the template, or, when it has no
+    place for them, as :data:`TOOLS_FALLBACK` in the system message. Messages are plain
+    {role, content(str), ...} dicts. Raises PromptTooLong above ``max_len`` tokens."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if tools and "tools" not in template:
+        block = TOOLS_FALLBACK.format(tools="\n".join(json.dumps(t) for t in tools))
+        if messages and messages[0]["role"] == "system":
+            first = messages[0]
+            messages = [{**first, "content": f"{first['content']}\n\n{block}"}, *messages[1:]]
+        else:
+            messages = [{"role": "system", "content": block}, *messages]
+        tools = None
+    if "tool_calls" not in template:  # calls the model made, written as it is asked to write them
+        messages = [_calls_as_text(m) if m.get("tool_calls") else m for m in messages]
+    if template:
+        text = tokenizer.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=True
+        )
+    else:
+        text = render_chat(tokenizer, messages, generation_prompt=True)
+    ids = with_start(token_ids(tokenizer, text), specials)
+    if max_len is not None and len(ids) > max_len:
+        raise PromptTooLong(len(ids), max_len)
+    return ids
+
+
+def _calls_as_text(message: dict) -> dict:
+    calls = [
+        "<tool_call>\n"
+        + json.dumps({"name": c["function"]["name"], "arguments": c["function"]["arguments"]})
+        + "\n</tool_call>"
+        for c in message["tool_calls"]
+    ]
+    content = "\n".join([message.get("content") or "", *calls]).lstrip("\n")
+    return {k: v for k, v in message.items() if k != "tool_calls"} | {"content": content}
 
 
 def chat_segments(tokenizer: Any, messages: list[dict]) -> list[tuple[str, bool]]:
