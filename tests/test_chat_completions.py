@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from typing import Literal
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from tests.conftest import prepare_data_dir
 from tests.serverproc import ServerProcess
@@ -190,10 +192,10 @@ def test_token_cap_gives_length_and_the_smaller_cap_wins(client):
         ({"reasoning_effort": "low"}, "reasoning_effort"),
         ({"service_tier": "flex"}, "service_tier"),
         ({"store": True}, "store"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "xml"}}, "response_format.type"),
         (
-            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
-            "response_format",
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "a b"}}},
+            "response_format.json_schema.name",
         ),
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),
@@ -275,3 +277,62 @@ def test_streamed_content_with_tools_matches_the_answer(client):
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == (whole.choices[0].message.content or "")
     assert chunks[-1].choices[0].finish_reason == whole.choices[0].finish_reason
+
+
+class Answer(BaseModel):
+    ok: bool
+    mood: Literal["happy", "sad"]
+
+
+def test_json_schema_answers_parse_into_the_model(client):
+    # The tiny model knows nothing of JSON: only the grammar makes these answers valid.
+    for seed in (1, 2, 3):
+        r = client.chat.completions.parse(
+            model="tiny", messages=HI, response_format=Answer, max_completion_tokens=64, seed=seed
+        )
+        choice = r.choices[0]
+        assert choice.finish_reason == "stop"
+        assert isinstance(choice.message.parsed, Answer)
+    body = {"model": "tiny", "messages": HI, "max_completion_tokens": 64, "seed": 4}
+    schema = {
+        "name": "answer",
+        "strict": True,
+        "schema": openai.pydantic_function_tool(Answer)["function"]["parameters"],
+    }
+    chunks = client.chat.completions.create(
+        **body, stream=True, response_format={"type": "json_schema", "json_schema": schema}
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    Answer.model_validate_json(text)
+
+
+def test_json_object_answers_are_json_objects(client, tiny_model_dir):
+    r = client.chat.completions.create(
+        model="tiny", messages=HI, response_format={"type": "json_object"},
+        max_completion_tokens=40, n=3, seed=5,
+    )  # fmt: skip
+    for choice in r.choices:
+        if choice.finish_reason == "stop":
+            assert isinstance(json.loads(choice.message.content), dict)
+        else:  # cut at its cap: still a prefix of an object
+            assert choice.message.content.startswith("{")
+    from transformers import AutoTokenizer
+
+    # Favouring "}" closes the object at once, and then the grammar allows only the end.
+    close = AutoTokenizer.from_pretrained(tiny_model_dir).convert_tokens_to_ids("}")
+    r = client.chat.completions.create(
+        **greedy(response_format={"type": "json_object"}, logit_bias={str(close): 30})
+    )
+    assert r.choices[0].message.content == "{}" and r.choices[0].finish_reason == "stop"
+
+
+def test_a_schema_that_cannot_be_enforced_is_refused(client):
+    bad = {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}}
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="tiny",
+            messages=HI,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": bad}},
+        )
+    assert info.value.param == "response_format.json_schema.schema"
+    assert "nowhere" in info.value.message

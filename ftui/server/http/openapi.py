@@ -257,7 +257,18 @@ CHAT_COMPLETION = {
             {
                 "type": "object",
                 "required": ["type"],
-                "properties": {"type": {"type": "string", "enum": ["text"]}},
+                "properties": {
+                    "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+                    "json_schema": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                            "schema": {"type": "object"},
+                            "strict": {"type": "boolean"},
+                        },
+                    },
+                },
             }
         ),
         "metadata": _nullable({"type": "object", "additionalProperties": STRING}),

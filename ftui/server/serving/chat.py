@@ -21,7 +21,7 @@ from ftui import __version__
 from ftui.server.http import params
 from ftui.server.http.errors import bad_request
 from ftui.server.jobs.store import new_id, now
-from ftui.server.serving import infer, toolcalls
+from ftui.server.serving import grammar, infer, toolcalls
 from ftui.server.serving.chat_request import ChatRequest, parse_request
 from ftui.server.serving.choicetext import Token
 from ftui.server.serving.completions import CompletionService, Generation, sse
@@ -49,9 +49,10 @@ def context_error(entry: LoadedModel, prompt: int, req: ChatRequest, at_least: b
     )
 
 
-def prepare(entry: LoadedModel, req: ChatRequest) -> tuple[infer.Prompt, int]:
-    """The prompt's ids and the completion's token cap (by default, the rest of the context);
-    refused when they do not fit the context or the key/value cache budget."""
+def prepare(entry: LoadedModel, req: ChatRequest) -> tuple[infer.Prompt, int, Any]:
+    """The prompt's ids, the completion's token cap (by default, the rest of the context) and
+    the grammar of `response_format`; refused when they do not fit the context or the
+    key/value cache budget, or the schema cannot be compiled."""
     too_big = [t for t in req.logit_bias if t >= entry.vocab_size]
     if too_big:
         raise bad_request(
@@ -71,12 +72,21 @@ def prepare(entry: LoadedModel, req: ChatRequest) -> tuple[infer.Prompt, int]:
             f"The model's chat template cannot render these messages: {exc}", param="messages"
         ) from None
     max_tokens = req.max_tokens if req.max_tokens is not None else entry.context - len(ids)
+    constraint = None
+    if req.json_schema is not None:
+        try:
+            constraint = grammar.compile_schema(entry, req.json_schema)
+        except grammar.GrammarError as exc:
+            raise bad_request(
+                f"The JSON schema of 'response_format' cannot be enforced: {exc}",
+                param="response_format.json_schema.schema",
+            ) from None
     prompt = infer.Prompt(ids)
     try:
         infer.check_budget(entry, [prompt], max_tokens, req.n)
     except infer.RequestError as exc:
         raise bad_request(exc.message, param=exc.param, code=exc.code) from None
-    return prompt, max_tokens
+    return prompt, max_tokens, constraint
 
 
 # ---------------------------------------------------------------- logprobs
@@ -122,8 +132,10 @@ class ChatService:
     async def create(self, request: Request) -> Response:
         req = parse_request(params.parse_json_object(await request.body()))
         entry = await self.completions.model(req.model)
-        prompt, max_tokens = await asyncio.to_thread(prepare, entry, req)
-        generation = Generation(new_id("chatcmpl-"), entry, [prompt], req.completion(max_tokens))
+        prompt, max_tokens, constraint = await asyncio.to_thread(prepare, entry, req)
+        sampling = req.completion(max_tokens)
+        sampling.constraint = constraint
+        generation = Generation(new_id("chatcmpl-"), entry, [prompt], sampling)
         head = {
             "id": generation.id,
             "created": now(),

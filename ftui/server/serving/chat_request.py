@@ -1,8 +1,8 @@
 """The request of `POST /v1/chat/completions`, parsed and checked: messages, sampling, tools.
 
-Every field a local text model can honour is honoured; every field it cannot (audio, images,
-predicted outputs, web search, reasoning effort, stored completions, structured output until a
-grammar engine is wired) is refused with a 400 that names the field, never silently ignored.
+Every field a local text model can honour is honoured (structured output through `grammar`);
+every field it cannot (audio, images, predicted outputs, web search, reasoning effort, stored
+completions) is refused with a 400 that names the field, never silently ignored.
 Identifiers with no effect on the answer (`user`, `safety_identifier`, `prompt_cache_key`) are
 accepted; `metadata` is checked and echoed. Sampling bounds are those of `completion_request`.
 """
@@ -75,6 +75,7 @@ class ChatRequest:
     tool_choice: str | dict[str, Any] = "none"
     parallel_tool_calls: bool = True
     metadata: dict[str, str] | None = None
+    json_schema: dict[str, Any] | None = None  # response_format: what the answer must satisfy
 
     @property
     def parse_tools(self) -> bool:
@@ -317,26 +318,45 @@ def parse_tool_choice(body: dict[str, Any], tools: list[dict[str, Any]]) -> str 
     return choice
 
 
-def _check_response_format(body: dict[str, Any]) -> None:
+def parse_response_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema the answer must satisfy (json_object: any object), or None for text."""
     value = body.get("response_format")
     if value is None:
-        return
+        return None
     kind = value.get("type") if isinstance(value, dict) else None
     if kind == "text":
-        return
-    if kind in ("json_object", "json_schema"):
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind != "json_schema":
         raise bad_request(
-            f"'response_format' of type '{kind}' is not supported yet by this server: "
-            "structured output needs decoding constrained by a grammar, which is not wired in. "
-            "Leave out 'response_format' (or use type 'text') and ask for JSON in the messages.",
-            param="response_format",
+            "Invalid value for 'response_format.type': supported values are 'text', "
+            "'json_object' and 'json_schema'.",
+            param="response_format.type",
+            code="invalid_value",
         )
-    raise bad_request(
-        "Invalid value for 'response_format.type': supported values are 'text', 'json_object' "
-        "and 'json_schema'.",
-        param="response_format.type",
-        code="invalid_value",
-    )
+    spec = value.get("json_schema")
+    where = "response_format.json_schema"
+    if not isinstance(spec, dict):
+        raise bad_request(
+            f"Missing required parameter: '{where}'.",
+            param=where,
+            code="missing_required_parameter",
+        )
+    params.reject_unknown(spec, {"name", "description", "schema", "strict"}, where)
+    name = spec.get("name")
+    if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+        raise bad_request(
+            f"'{where}.name' must be 1 to 64 letters, digits, '_' or '-'.", param=f"{where}.name"
+        )
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise bad_request(
+            f"'{where}.schema' must be a JSON Schema object.", param=f"{where}.schema"
+        )
+    if "strict" in spec:
+        params.boolean(spec, "strict")  # the schema is enforced either way
+    return schema
 
 
 def _check_refused(body: dict[str, Any]) -> None:
@@ -417,7 +437,6 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
     }
     given = {k: v for k, v in caps.items() if v is not None}
     cap_param = min(given, key=lambda k: given[k]) if given else "max_completion_tokens"
-    _check_response_format(body)
     tools = parse_tools(body)
     tool_choice = parse_tool_choice(body, tools)
     parallel = params.boolean(body, "parallel_tool_calls")
@@ -446,4 +465,5 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
         tool_choice=tool_choice,
         parallel_tool_calls=True if parallel is None else parallel,
         metadata=_metadata(body),
+        json_schema=parse_response_format(body),
     )

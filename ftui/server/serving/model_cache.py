@@ -78,6 +78,7 @@ class LoadedModel:
     cache_arg: str  # the forward() keyword of the KV cache ("cache" in transformers 5.x)
     _texts: dict[int, str] = field(default_factory=dict, repr=False)
     _bytes: dict[int, bytes | None] = field(default_factory=dict, repr=False)
+    grammar_tokenizer: Any = field(default=None, repr=False)  # built by grammar.py when needed
     # A fast tokenizer's __call__ may change its truncation/padding settings, and a change while
     # another thread encodes raises "Already borrowed". Every call under this lock gets a
     # bounded amount of text (see encode), so no request holds it for long.
