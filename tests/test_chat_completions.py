@@ -200,6 +200,10 @@ def test_token_cap_gives_length_and_the_smaller_cap_wins(client):
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),
         ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+            "tool_choice",
+        ),
         ({"made_up": 1}, "made_up"),
     ],
 )
@@ -336,3 +340,53 @@ def test_a_schema_that_cannot_be_enforced_is_refused(client):
         )
     assert info.value.param == "response_format.json_schema.schema"
     assert "nowhere" in info.value.message
+
+
+TWO_TOOLS = [
+    *TOOLS,
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "parameters": {
+                "type": "object",
+                "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}},
+                "required": ["zone"],
+                "additionalProperties": False,
+            },
+        },
+    },
+]
+
+
+def test_a_named_tool_choice_yields_a_call_of_that_function(client):
+    named = {"type": "function", "function": {"name": "get_time"}}
+    body = {"model": "tiny", "messages": HI, "tools": TWO_TOOLS, "tool_choice": named}
+    r = client.chat.completions.create(**body, seed=11, max_completion_tokens=200)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    calls = choice.message.tool_calls
+    assert calls and all(c.function.name == "get_time" for c in calls)
+    assert json.loads(calls[0].function.arguments)["zone"] in ("UTC", "CET")
+    assert calls[0].id.startswith("call_") and calls[0].type == "function"
+    # Streamed: role, then one delta per call with its index, id and name; the same answer.
+    chunks = list(client.chat.completions.create(**body, seed=11, max_completion_tokens=200,
+                                                 stream=True))  # fmt: skip
+    deltas = [c.choices[0].delta.tool_calls for c in chunks if c.choices[0].delta.tool_calls]
+    assert [d[0].index for d in deltas] == list(range(len(calls)))
+    assert [(d[0].function.name, d[0].function.arguments) for d in deltas] == [
+        (c.function.name, c.function.arguments) for c in calls
+    ]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert all(c.choices[0].delta.content is None for c in chunks)
+
+
+def test_required_without_parallel_calls_gives_one_call_of_a_given_tool(client):
+    r = client.chat.completions.create(
+        model="tiny", messages=HI, tools=TWO_TOOLS, tool_choice="required",
+        parallel_tool_calls=False, seed=12, max_completion_tokens=200,
+    )  # fmt: skip
+    (call,) = r.choices[0].message.tool_calls
+    assert call.function.name in ("get_weather", "get_time")
+    assert isinstance(json.loads(call.function.arguments), dict)
+    assert r.choices[0].finish_reason == "tool_calls"

@@ -26,7 +26,7 @@ from ftui.server.serving.chat_request import ChatRequest, parse_request
 from ftui.server.serving.choicetext import Token
 from ftui.server.serving.completions import CompletionService, Generation, sse
 from ftui.server.serving.model_cache import LoadedModel, TooManyTokens
-from ftui.server.training.encode import PromptTooLong
+from ftui.server.training.encode import PromptTooLong, asks_for_tool_call_tags
 
 
 def context_error(entry: LoadedModel, prompt: int, req: ChatRequest, at_least: bool) -> Exception:
@@ -80,6 +80,19 @@ def prepare(entry: LoadedModel, req: ChatRequest) -> tuple[infer.Prompt, int, An
             raise bad_request(
                 f"The JSON schema of 'response_format' cannot be enforced: {exc}",
                 param="response_format.json_schema.schema",
+            ) from None
+    elif req.tool_choice not in ("auto", "none") and asks_for_tool_call_tags(entry.tokenizer):
+        # required / a named function: the answer is made to be calls, in the model's format.
+        chosen = req.tools
+        if isinstance(req.tool_choice, dict):
+            name = req.tool_choice["function"]["name"]
+            chosen = [t for t in req.tools if t["function"]["name"] == name]
+        try:
+            constraint = grammar.compile_tool_calls(entry, chosen, req.parallel_tool_calls)
+        except grammar.GrammarError as exc:
+            raise bad_request(
+                f"The parameters of the tools cannot be enforced as a JSON schema: {exc}",
+                param="tools",
             ) from None
     prompt = infer.Prompt(ids)
     try:

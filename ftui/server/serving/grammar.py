@@ -57,6 +57,45 @@ def compile_schema(entry: LoadedModel, schema: dict[str, Any]) -> Constraint:
     return Constraint(tokenizer, grammar, entry.vocab_size)
 
 
+def compile_tool_calls(
+    entry: LoadedModel, tools: Sequence[dict[str, Any]], parallel: bool
+) -> Constraint:
+    """A constraint for an answer made only of ``<tool_call>{"name", "arguments"}</tool_call>``
+    blocks (one, or with ``parallel`` one or more), each calling one of ``tools`` with
+    arguments valid against its parameters (``tool_choice`` required or named)."""
+    import llguidance
+
+    calls = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": tool["function"]["name"]},
+                "arguments": tool["function"].get("parameters") or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for tool in tools
+    ]
+    schema = {"anyOf": calls} if len(calls) > 1 else calls[0]
+    schema["x-guidance"] = {"whitespace_flexible": False}
+    more = ' ("\\n" call)*' if parallel else ""
+    lark = (
+        f"start: call{more}\n"
+        'call: "<tool_call>\\n" body "\\n</tool_call>"\n'
+        f"body: %json {json.dumps(schema)}\n"
+    )
+    tokenizer = _engine_tokenizer(entry)
+    try:
+        grammar = llguidance.LLMatcher.grammar_from_lark(lark)
+    except (ValueError, TypeError) as exc:
+        raise GrammarError(str(exc)) from None
+    problem = llguidance.LLMatcher.validate_grammar(grammar, tokenizer)
+    if problem:
+        raise GrammarError(str(problem))
+    return Constraint(tokenizer, grammar, entry.vocab_size)
+
+
 @dataclass
 class Constraint:
     """A compiled grammar; ``start(n)`` gives the per-choice state of one generation."""

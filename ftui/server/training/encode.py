@@ -97,6 +97,13 @@ TOOLS_FALLBACK = (
 )
 
 
+def asks_for_tool_call_tags(tokenizer: Any) -> bool:
+    """Whether a model is asked to write tool calls as ``<tool_call>{json}</tool_call>``: its
+    template uses those tags, or has no place for tools (then TOOLS_FALLBACK asks for them)."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return "tools" not in template or "<tool_call>" in template
+
+
 def render_chat_prompt(
     tokenizer: Any,
     specials: Specials,
