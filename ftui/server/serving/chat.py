@@ -60,6 +60,8 @@ def prepare(entry: LoadedModel, req: ChatRequest) -> tuple[infer.Prompt, int, An
             f"{entry.vocab_size - 1}.",
             param="logit_bias",
         )
+    from jinja2 import TemplateError  # chat templates are Jinja (transformers depends on it)
+
     room = entry.context - (req.max_tokens or 1)
     try:
         ids = entry.encode_chat(req.messages, req.tools or None, max(room, 0))
@@ -67,7 +69,8 @@ def prepare(entry: LoadedModel, req: ChatRequest) -> tuple[infer.Prompt, int, An
         raise context_error(entry, exc.tokens, req, at_least=False) from None
     except TooManyTokens as exc:
         raise context_error(entry, exc.at_least, req, at_least=True) from None
-    except Exception as exc:  # a template that refuses these messages (raise_exception)
+    except (TemplateError, ValueError, TypeError, LookupError) as exc:
+        # A template that refuses these messages (its raise_exception), or cannot take them.
         raise bad_request(
             f"The model's chat template cannot render these messages: {exc}", param="messages"
         ) from None
