@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ftui.server import hf
+from ftui.server.serving import toolcalls
 from ftui.server.training import encode
 from ftui.server.training import loss as L
 from ftui.server.training import train as T
@@ -206,13 +207,13 @@ def test_calls_in_the_fallback_format_are_read_back(tokenizer):
     example = tool_example("Rome")
     text = encode.render_chat(tokenizer, example["messages"][:3], False, example["tools"])
     reply = text.rsplit("<|im_start|>assistant\n", 1)[1].removesuffix("<|im_end|>\n")
-    content, calls = encode.split_tool_calls(reply)
-    assert content == ""
-    assert calls == [{"name": "get_weather", "arguments": '{"city": "Rome"}'}]
-    assert encode.split_tool_calls("Sure.\n<tool_call>{oops}</tool_call>") == (
-        "Sure.\n<tool_call>{oops}</tool_call>",
-        [],
-    )
+    content, calls = toolcalls.parse(reply)
+    assert content is None
+    assert [c["function"] for c in calls] == [
+        {"name": "get_weather", "arguments": '{"city": "Rome"}'}
+    ]
+    broken = "Sure.\n<tool_call>{oops}</tool_call>"
+    assert toolcalls.parse(broken) == (broken, [])
 
 
 def test_a_template_that_refuses_a_conversation_is_an_encode_error():

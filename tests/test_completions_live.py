@@ -1,4 +1,5 @@
-"""Completions while other things happen: client disconnects, and the API during a long generation.
+"""Completions (legacy and chat) while other things happen: client disconnects, and the API
+during a long generation.
 
 These run the real app (``create_app``) under uvicorn on a real socket, but in this process, so
 that the test can see the generation jobs themselves: whether one is still running, whether it
@@ -118,6 +119,26 @@ def test_stream_disconnect_stops_generation(live: Live):
     assert job.cancelled
     # It stopped right away: far fewer tokens than asked for (all of them take seconds).
     assert 3 <= job.released < LONG["max_tokens"] // 4
+    assert not live.service.active
+
+
+def test_chat_stream_disconnect_stops_generation(live: Live):
+    chat = {k: v for k, v in LONG.items() if k != "prompt"}
+    chat["messages"] = [{"role": "user", "content": "Hi"}]
+    chat["max_completion_tokens"] = chat.pop("max_tokens")
+    with (
+        httpx.Client(base_url=live.base_url, timeout=60) as client,
+        client.stream("POST", "/chat/completions", json={**chat, "stream": True}) as response,
+    ):
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        chunks = _read_chunks(lines, 4)  # the role delta, then content
+        assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+        (job,) = live.jobs
+        assert not job.done.is_set()
+    assert job.done.wait(30), "generation went on after the client left"
+    assert job.cancelled
+    assert job.released < chat["max_completion_tokens"] // 4
     assert not live.service.active
 
 

@@ -34,6 +34,7 @@ from ftui.server.jobs import naming
 from ftui.server.jobs.runner import Runner
 from ftui.server.jobs.signals import JobSignals
 from ftui.server.jobs.store import FileRecord, JobRecord, Store
+from ftui.server.serving.chat import ChatService
 from ftui.server.serving.completions import CompletionService
 
 log = logging.getLogger("ftui.server")
@@ -67,6 +68,7 @@ class Server:
             threads=config.threads,
         )
         self.completions = CompletionService(self.store, device=config.device)
+        self.chat = ChatService(self.completions)
 
     # --- helpers ------------------------------------------------------------------------
     def file_or_404(self, file_id: str) -> FileRecord:
@@ -487,6 +489,7 @@ def create_app(config: ServerConfig) -> Starlette:
         route("/v1/models/{model:path}", s.get_model, ["GET"]),
         route("/v1/models/{model:path}", s.delete_model, ["DELETE"]),
         route("/v1/completions", s.completions.create, ["POST"]),
+        route("/v1/chat/completions", s.chat.create, ["POST"]),
         route("/v1/engines/{model:path}/completions", s.completions.create_for_engine, ["POST"]),
     ]
 

@@ -161,6 +161,120 @@ COMPLETION = {
     "properties": {"model": {"type": "string", "example": "tiny"}, **COMPLETION_FIELDS},
 }
 ENGINE_COMPLETION = {"type": "object", "properties": COMPLETION_FIELDS}
+TEXT_PARTS = {
+    "oneOf": [
+        STRING,
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "text"],
+                "properties": {"type": {"type": "string", "enum": ["text"]}, "text": STRING},
+            },
+        },
+    ]
+}
+TOOL_CALL = {
+    "type": "object",
+    "required": ["id", "type", "function"],
+    "properties": {
+        "id": STRING,
+        "type": {"type": "string", "enum": ["function"]},
+        "function": {
+            "type": "object",
+            "required": ["name", "arguments"],
+            "properties": {"name": STRING, "arguments": STRING},
+        },
+    },
+}
+MESSAGE = {
+    "type": "object",
+    "required": ["role"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": _nullable(TEXT_PARTS),
+        "name": _nullable(STRING),
+        "tool_calls": _nullable({"type": "array", "minItems": 1, "items": TOOL_CALL}),
+        "tool_call_id": _nullable(STRING),
+    },
+}
+TOOL = {
+    "type": "object",
+    "required": ["type", "function"],
+    "properties": {
+        "type": {"type": "string", "enum": ["function"]},
+        "function": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                "description": STRING,
+                "parameters": {"type": "object"},
+                "strict": {"type": "boolean"},
+            },
+        },
+    },
+}
+CHAT_COMPLETION = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string", "example": "tiny"},
+        "messages": {"type": "array", "minItems": 1, "items": MESSAGE},
+        "max_completion_tokens": _nullable(_int(1, 2147483648)),
+        "max_tokens": _nullable(_int(1, 2147483648)),
+        **{k: COMPLETION_FIELDS[k] for k in ("temperature", "top_p", "n", "stop", "seed")},
+        **{k: COMPLETION_FIELDS[k] for k in ("presence_penalty", "frequency_penalty")},
+        "logit_bias": COMPLETION_FIELDS["logit_bias"],
+        "logprobs": _nullable({"type": "boolean"}),
+        "top_logprobs": _nullable(_int(0, 20)),
+        "stream": _nullable({"type": "boolean"}),
+        "stream_options": _nullable(
+            {"type": "object", "properties": {"include_usage": {"type": "boolean"}}}
+        ),
+        "tools": _nullable({"type": "array", "maxItems": 128, "items": TOOL}),
+        "tool_choice": _nullable(
+            {
+                "oneOf": [
+                    {"type": "string", "enum": ["none", "auto", "required"]},
+                    {
+                        "type": "object",
+                        "required": ["type", "function"],
+                        "properties": {
+                            "type": {"type": "string", "enum": ["function"]},
+                            "function": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": STRING},
+                            },
+                        },
+                    },
+                ]
+            }
+        ),
+        "parallel_tool_calls": {"type": "boolean"},
+        "response_format": _nullable(
+            {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+                    "json_schema": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                            "schema": {"type": "object"},
+                            "strict": {"type": "boolean"},
+                        },
+                    },
+                },
+            }
+        ),
+        "metadata": _nullable({"type": "object", "additionalProperties": STRING}),
+        "user": _nullable(STRING),
+    },
+}
 UPLOAD = {
     "type": "object",
     "required": ["purpose", "file"],
@@ -207,7 +321,7 @@ DOCUMENT: dict[str, Any] = {
         "title": "ftui serve",
         "version": "1",
         "description": "A local server for the OpenAI fine-tuning API (legacy /v1/fine-tunes and "
-        "current /v1/fine_tuning/jobs), files, models and completions.",
+        "current /v1/fine_tuning/jobs), files, models, completions and chat completions.",
     },
     "paths": {
         "/v1/files": {
@@ -267,6 +381,9 @@ DOCUMENT: dict[str, Any] = {
             "delete": _op("Delete a fine-tuned model", params=[MODEL]),
         },
         "/v1/completions": {"post": _op("Create a completion", body=_json_body(COMPLETION))},
+        "/v1/chat/completions": {
+            "post": _op("Create a chat completion", body=_json_body(CHAT_COMPLETION))
+        },
         "/v1/engines/{model}/completions": {
             "post": _op(
                 "Create a completion (older clients)",

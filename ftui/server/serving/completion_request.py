@@ -63,6 +63,7 @@ class CompletionRequest:
     logit_bias: dict[int, float] = field(default_factory=dict)
     seed: int | None = None
     user: str | None = None
+    constraint: Any = None  # structured output, set by chat completions (grammar.Constraint)
 
     def sampling(self) -> infer.Sampling:
         return infer.Sampling(
@@ -75,6 +76,7 @@ class CompletionRequest:
             logit_bias=self.logit_bias,
             logprobs=self.logprobs,
             echo=self.echo,
+            constraint=self.constraint,
         )
 
 

@@ -288,10 +288,14 @@ class CompletionService:
         return prompts
 
     # --- answering -------------------------------------------------------------------------
-    async def _complete(self, request: Request, req: CompletionRequest) -> Response:
+    async def model(self, name: str) -> LoadedModel:
+        """The loaded model a request names (404 when there is none; loaded once, cached)."""
         self.forget_deleted()
-        key, path = await asyncio.to_thread(self._resolve, req.model)
-        entry = await asyncio.to_thread(self._load, req.model, key, path)
+        key, path = await asyncio.to_thread(self._resolve, name)
+        return await asyncio.to_thread(self._load, name, key, path)
+
+    async def _complete(self, request: Request, req: CompletionRequest) -> Response:
+        entry = await self.model(req.model)
         prompts = await asyncio.to_thread(self._prepare, entry, req)
         generation = Generation(new_id("cmpl-"), entry, prompts, req)
         if req.stream:
@@ -310,9 +314,14 @@ class CompletionService:
 
         return self.executor.submit(run)
 
-    async def _collect(self, request: Request, generation: Generation) -> Response:
-        req = generation.request
-        candidates = [[Candidate() for _ in range(req.best_of)] for _ in generation.prompts]
+    async def gather(
+        self, request: Request, generation: Generation
+    ) -> list[list[Candidate]] | None:
+        """Run a generation to its end and collect its choices, per prompt; None when the client
+        went away (its generation is then cancelled)."""
+        candidates = [
+            [Candidate() for _ in range(generation.request.best_of)] for _ in generation.prompts
+        ]
 
         def emit(i: int, event: infer.GenerationEvent) -> None:
             candidates[i][event.choice].add(event)
@@ -326,16 +335,23 @@ class CompletionService:
         if not future.done():  # the client went away: nobody will read an answer
             generation.cancel.set()
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
-            return Response(status_code=204)
+            return None
         try:
             future.result()
         except infer.Cancelled:
-            return Response(status_code=204)
+            return None
         except Exception as exc:
             log.exception("completion %s failed", generation.id)
             raise APIError(
                 500, f"Generation failed: {type(exc).__name__}: {exc}", type="server_error"
             ) from None
+        return candidates
+
+    async def _collect(self, request: Request, generation: Generation) -> Response:
+        req = generation.request
+        candidates = await self.gather(request, generation)
+        if candidates is None:
+            return Response(status_code=204)
         choices = []
         for i, group in enumerate(candidates):
             order = list(range(len(group)))
@@ -364,23 +380,8 @@ class CompletionService:
 
     def _stream(self, generation: Generation) -> Response:
         req = generation.request
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
         created = now()
-
-        def emit(i: int, event: infer.GenerationEvent) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, (i, event))
-
-        def work() -> None:
-            end = _Stop()
-            try:
-                generation.run(emit)
-            except infer.Cancelled:
-                pass
-            except Exception as exc:
-                log.exception("completion %s failed", generation.id)
-                end = _Stop(exc)
-            loop.call_soon_threadsafe(queue.put_nowait, end)
+        want_lp = req.logprobs is not None
 
         def chunk(choices: list[dict[str, Any]], usage: Any = None) -> str:
             body = {
@@ -392,13 +393,55 @@ class CompletionService:
             }
             if req.include_usage:
                 body["usage"] = usage
-            return f"data: {json.dumps(body)}\n\n"
+            return sse(body)
 
-        want_lp = req.logprobs is not None
+        def render(i: int, event: infer.GenerationEvent) -> list[str]:
+            final = event.kind == "finish"
+            choice = {
+                "text": event.text,
+                "index": i * req.n + event.choice,
+                "logprobs": logprobs_json(event.tokens) if want_lp else None,
+                "finish_reason": event.finish_reason if final else None,
+            }
+            return [chunk([choice])]
+
+        def end() -> list[str]:
+            return [chunk([], generation.usage())] if req.include_usage else []
+
+        return self.event_stream(generation, render, end)
+
+    def event_stream(
+        self,
+        generation: Generation,
+        render: Callable[[int, infer.GenerationEvent], list[str]],
+        end: Callable[[], list[str]],
+        start: Callable[[], list[str]] = list,
+    ) -> Response:
+        """Server-sent events of a generation: ``start()``'s chunks, ``render``'s for each event
+        (prompt index, event), ``end()``'s once it finished, then `data: [DONE]`. An error
+        after the start is sent as an error event; a client that goes away stops it."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        def emit(i: int, event: infer.GenerationEvent) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (i, event))
+
+        def work() -> None:
+            stop = _Stop()
+            try:
+                generation.run(emit)
+            except infer.Cancelled:
+                pass
+            except Exception as exc:
+                log.exception("completion %s failed", generation.id)
+                stop = _Stop(exc)
+            loop.call_soon_threadsafe(queue.put_nowait, stop)
 
         async def chunks() -> AsyncIterator[str]:
             self._submit(generation, work)
             try:
+                for piece in start():
+                    yield piece
                 while True:
                     item = await queue.get()
                     if isinstance(item, _Stop):
@@ -410,21 +453,14 @@ class CompletionService:
                                 f"Generation failed: {type(item.error).__name__}: {item.error}",
                                 type="server_error",
                             )
-                            yield f"data: {json.dumps(error.body())}\n\n"
+                            yield sse(error.body())
                             return
-                        if req.include_usage:
-                            yield chunk([], generation.usage())
+                        for piece in end():
+                            yield piece
                         yield "data: [DONE]\n\n"
                         return
-                    i, event = item
-                    final = event.kind == "finish"
-                    choice = {
-                        "text": event.text,
-                        "index": i * req.n + event.choice,
-                        "logprobs": logprobs_json(event.tokens) if want_lp else None,
-                        "finish_reason": event.finish_reason if final else None,
-                    }
-                    yield chunk([choice])
+                    for piece in render(*item):
+                        yield piece
             finally:
                 generation.cancel.set()  # no-op once finished; stops the generation otherwise
 
@@ -433,6 +469,10 @@ class CompletionService:
             loop.call_soon_threadsafe(queue.put_nowait, _Stop())
 
         return EventStream(chunks(), on_disconnect)
+
+
+def sse(body: dict[str, Any]) -> str:
+    return f"data: {json.dumps(body)}\n\n"
 
 
 def _score(candidate: Candidate) -> float:

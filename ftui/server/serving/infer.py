@@ -151,6 +151,7 @@ class Sampling:
     logit_bias: dict[int, float] = field(default_factory=dict)
     logprobs: int | None = None
     echo: bool = False
+    constraint: Any = None  # a grammar.Constraint: structured output (chat response_format)
 
 
 @dataclass
@@ -271,6 +272,7 @@ def generate(
         bias[index] = torch.tensor(
             list(sampling.logit_bias.values()), dtype=bias.dtype, device=device
         )
+    matchers = sampling.constraint.start(n) if sampling.constraint is not None else None
     penalize = bool(sampling.presence_penalty or sampling.frequency_penalty)
     counts = torch.zeros(n, vocab, device=device) if penalize else None
 
@@ -294,6 +296,8 @@ def generate(
                 - counts * sampling.frequency_penalty
                 - (counts > 0).float() * sampling.presence_penalty
             )
+        if matchers is not None:  # last: the grammar has the final word on what may come next
+            scores = matchers.apply(scores, active)
         chosen = _choose(torch, scores, sampling, generator)
         chosen_lp = raw.gather(1, chosen[:, None]).squeeze(1).tolist()
         tops = None
@@ -301,6 +305,8 @@ def generate(
             tv, ti = raw.topk(k, dim=-1)
             tops = (tv.tolist(), ti.tolist())
         chosen_ids = chosen.tolist()
+        if matchers is not None:
+            matchers.advance(active, chosen_ids)
         keep = []
         for row, c in enumerate(active):
             tid, lp = chosen_ids[row], chosen_lp[row]

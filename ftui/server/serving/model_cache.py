@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 
 from ftui.server import hf
 from ftui.server.hf import Specials
-from ftui.server.training.encode import prompt_ids
+from ftui.server.training.encode import prompt_ids, render_chat_prompt
 
 log = logging.getLogger("ftui.server.serving.model_cache")
 
@@ -76,6 +77,8 @@ class LoadedModel:
     kv_bytes_per_token: int  # key/value cache bytes per token per row
     cache_arg: str  # the forward() keyword of the KV cache ("cache" in transformers 5.x)
     _texts: dict[int, str] = field(default_factory=dict, repr=False)
+    _bytes: dict[int, bytes | None] = field(default_factory=dict, repr=False)
+    grammar_tokenizer: Any = field(default=None, repr=False)  # built by grammar.py when needed
     # A fast tokenizer's __call__ may change its truncation/padding settings, and a change while
     # another thread encodes raises "Already borrowed". Every call under this lock gets a
     # bounded amount of text (see encode), so no request holds it for long.
@@ -97,6 +100,25 @@ class LoadedModel:
             text = self._texts[token_id] = self.decode([token_id])
         return text
 
+    def token_bytes(self, token_id: int) -> bytes | None:
+        """One token's own bytes (part of a character, for some); None for a special token."""
+        if token_id in self._bytes:
+            return self._bytes[token_id]
+        added = self.tokenizer.added_tokens_decoder.get(token_id)
+        if added is not None:
+            raw = None if added.special else added.content.encode()
+        else:
+            piece = self.tokenizer.convert_ids_to_tokens(token_id)
+            byte = _SP_BYTE.fullmatch(piece or "")
+            if byte_level(self.tokenizer) and all(ch in _BYTE_OF for ch in piece):
+                raw = bytes(_BYTE_OF[ch] for ch in piece)
+            elif byte:  # SentencePiece's byte fallback
+                raw = bytes([int(byte.group(1), 16)])
+            else:
+                raw = (piece or "").replace("\u2581", " ").encode()
+        self._bytes[token_id] = raw
+        return raw
+
     def encode(self, text: str, limit: int | None = None) -> list[int]:
         """The ids of a prompt, by the rule training uses (ftui.server.training.encode).
 
@@ -108,6 +130,20 @@ class LoadedModel:
             self._count_up_to(text, limit)
         with self._encode_lock:
             return prompt_ids(self.tokenizer, self.specials, text)  # as training encodes it
+
+    def encode_chat(
+        self, messages: list[dict], tools: list[dict] | None, limit: int | None = None
+    ) -> list[int]:
+        """The ids of a chat prompt (``encode.render_chat_prompt``); with ``limit``, refused as
+        ``encode`` refuses a long text: a huge conversation is counted window by window first
+        (rendering alone is cheap; it is the tokenizing that costs)."""
+        if limit is not None:
+            size = sum(len(str(m.get("content") or "")) for m in messages)
+            if size > ENCODE_WINDOW:
+                text = "\n".join(str(m.get("content") or "") for m in messages)
+                self._count_up_to(text, limit)
+        with self._encode_lock:
+            return render_chat_prompt(self.tokenizer, self.specials, messages, tools, limit)
 
     def _count_up_to(self, text: str, limit: int) -> None:
         """Raise TooManyTokens once the windows counted so far hold more than ``limit`` tokens.
@@ -130,6 +166,31 @@ class LoadedModel:
             if counted - cuts > limit:
                 raise TooManyTokens(counted - cuts)
             start = end
+
+
+def _byte_alphabet() -> dict[str, int]:
+    """Byte-level BPE's printable stand-in for each byte (GPT-2's table), reversed."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    kept += range(ord("®"), ord("ÿ") + 1)
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in kept:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+_BYTE_OF = _byte_alphabet()
+_SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+def byte_level(tokenizer: Any) -> bool:
+    """Whether a tokenizer's pieces are byte-level BPE (GPT-2, SmolLM2, Qwen, Llama 3)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    decoder = getattr(backend, "decoder", None)
+    return type(decoder).__name__ == "ByteLevel" or "ByteLevel" in str(decoder)[:200]
 
 
 def _kv_bytes_per_token(config: Any, element_size: int) -> int:

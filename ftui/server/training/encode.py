@@ -24,7 +24,6 @@ No torch here; only the tokenizer object is used.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -133,32 +132,6 @@ def _calls(message: dict) -> list[dict]:
             }
         )
     return calls
-
-
-TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
-
-
-def split_tool_calls(text: str) -> tuple[str, list[dict]]:
-    """A reply in the fallback format (also the format of Hermes-style templates such as
-    Qwen2.5's) as its text and its calls ``{"name", "arguments": <JSON string>}``, in order.
-    Blocks that are not a JSON object with a string name stay in the text."""
-    calls: list[dict] = []
-
-    def take(match: re.Match[str]) -> str:
-        try:
-            call = json.loads(match.group(1))
-        except ValueError:
-            return match.group(0)
-        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-            return match.group(0)
-        arguments = call.get("arguments", {})
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments, ensure_ascii=False)
-        calls.append({"name": call["name"], "arguments": arguments})
-        return ""
-
-    rest = TOOL_CALL_BLOCK.sub(take, text)
-    return (rest.strip() if calls else text), calls
 
 
 def template_message(message: dict) -> dict:
@@ -314,6 +287,38 @@ def chat_prompt_ids(
     model fine-tuned on chat is asked in the tokens it learned)."""
     segments = chat_segments(tokenizer, messages, tools, generation_prompt=True)
     return _chat_ids(tokenizer, specials, segments)[0]
+
+
+class PromptTooLong(EncodeError):
+    """A rendered chat prompt with more tokens than allowed."""
+
+    def __init__(self, tokens: int, max_len: int) -> None:
+        super().__init__(f"the messages have {tokens} tokens; at most {max_len} fit")
+        self.tokens = tokens
+
+
+def asks_for_tool_call_tags(tokenizer: Any) -> bool:
+    """Whether a model writes tool calls as ``<tool_call>{json}</tool_call>`` (what serving's
+    parser reads): its template uses those tags, or it has no place for tools and the fallback
+    format (which writes calls that way) is used."""
+    return not template_renders_tools(tokenizer) or "<tool_call>" in (
+        getattr(tokenizer, "chat_template", None) or ""
+    )
+
+
+def render_chat_prompt(
+    tokenizer: Any,
+    specials: Specials,
+    messages: list[dict],
+    tools: list[dict] | None = None,
+    max_len: int | None = None,
+) -> list[int]:
+    """Serving's chat prompt: exactly :func:`chat_prompt_ids` (the tokens training used for the
+    same conversation), refused with :class:`PromptTooLong` above ``max_len`` tokens."""
+    ids = chat_prompt_ids(tokenizer, specials, messages, tools)
+    if max_len is not None and len(ids) > max_len:
+        raise PromptTooLong(len(ids), max_len)
+    return ids
 
 
 def truncate(example: Encoded, max_len: int) -> Encoded:
