@@ -360,6 +360,16 @@ class Usage(_Base):
     completion_tokens: int = 0
     total_tokens: int = 0
 
+    @classmethod
+    def from_api(cls, d: Any) -> Usage | None:
+        if not isinstance(d, Mapping):
+            return None
+        return cls(
+            prompt_tokens=int(d.get("prompt_tokens") or 0),
+            completion_tokens=int(d.get("completion_tokens") or 0),
+            total_tokens=int(d.get("total_tokens") or 0),
+        )
+
 
 @dataclass(frozen=True)
 class Completion(_Base):
@@ -379,7 +389,6 @@ class Completion(_Base):
 
     @classmethod
     def from_api(cls, d: Mapping[str, Any]) -> Completion:
-        usage = d.get("usage")
         return cls(
             id=str(d.get("id", "")),
             model=d.get("model") or "",
@@ -390,13 +399,81 @@ class Completion(_Base):
                 )
             ),
             created=_int_or_none(d.get("created")),
-            usage=Usage(
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
-                total_tokens=int(usage.get("total_tokens") or 0),
-            )
-            if isinstance(usage, Mapping)
-            else None,
+            usage=Usage.from_api(d.get("usage")),
+            raw=dict(d),
+        )
+
+
+@dataclass(frozen=True)
+class ChatMessage(_Base):
+    """A chat message as the server answers it; in a streamed chunk, the part that is new
+    (``role`` only in a choice's first chunk, ``content`` the text added)."""
+
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_api(cls, d: Any) -> ChatMessage:
+        d = d if isinstance(d, Mapping) else {}
+        return cls(
+            role=d.get("role"),
+            content=d.get("content"),
+            refusal=d.get("refusal"),
+            tool_calls=tuple(d.get("tool_calls") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class ChatChoice(_Base):
+    """One choice of a chat completion (``message``) or of a streamed chunk (``delta``)."""
+
+    index: int
+    message: ChatMessage
+    finish_reason: str | None = None
+    logprobs: Mapping[str, Any] | None = None  # {"content": [...], "refusal": ...} as sent
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> ChatChoice:
+        lp = d.get("logprobs")
+        return cls(
+            index=_int_or_none(d.get("index")) or 0,
+            message=ChatMessage.from_api(d.get("message", d.get("delta"))),
+            finish_reason=d.get("finish_reason"),
+            logprobs=dict(lp) if isinstance(lp, Mapping) else None,
+        )
+
+
+@dataclass(frozen=True)
+class ChatCompletion(_Base):
+    """A chat completion, or one chunk of a streamed one (same shape: a chunk's choices hold
+    the delta as ``message``; the last chunk with ``include_usage`` has no choices)."""
+
+    id: str
+    model: str
+    choices: tuple[ChatChoice, ...]
+    created: int | None = None
+    usage: Usage | None = None
+    raw: Mapping[str, Any] = _raw()
+
+    @property
+    def text(self) -> str:
+        """The content of the first choice ('' if there is none)."""
+        return (self.choices[0].message.content or "") if self.choices else ""
+
+    @classmethod
+    def from_api(cls, d: Mapping[str, Any]) -> ChatCompletion:
+        return cls(
+            id=str(d.get("id", "")),
+            model=d.get("model") or "",
+            choices=tuple(
+                sorted(
+                    (ChatChoice.from_api(c) for c in d.get("choices") or ()), key=lambda c: c.index
+                )
+            ),
+            created=_int_or_none(d.get("created")),
+            usage=Usage.from_api(d.get("usage")),
             raw=dict(d),
         )
 

@@ -15,11 +15,13 @@ Both API dialects are served by one object model (:mod:`ftui.types`): ``legacy``
 
 The package's parts: ``errors`` (the exceptions), ``transport`` (requests with retries and
 backoff, and the one SSE reader), ``follow`` (resumable event following), the resources
-``files``, ``jobs`` (with :func:`plan_create`, the one plan of a create request) and
-``completions`` (completions and models), and ``_client`` (:class:`Client`, :func:`connect`).
+``files``, ``jobs`` (with :func:`plan_create`, the one plan of a create request),
+``completions`` (completions and models) and ``chat`` (chat completions), and ``_client``
+(:class:`Client`, :func:`connect`).
 """
 
 from ftui.client._client import Client, connect, is_healthy
+from ftui.client.chat import ChatParams
 from ftui.client.completions import CompletionParams
 from ftui.client.errors import (
     APIConnectionError,
@@ -47,6 +49,7 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BadRequestError",
+    "ChatParams",
     "Client",
     "CompletionParams",
     "ConflictError",

@@ -11,6 +11,7 @@ import httpx
 
 from ftui import dialects
 from ftui.client import follow as _follow
+from ftui.client.chat import Chat
 from ftui.client.completions import Completions, Models
 from ftui.client.errors import (
     APIError,
@@ -81,6 +82,7 @@ class Client:
         self.jobs = Jobs(self)
         self.models = Models(self)
         self.completions = Completions(self)
+        self.chat = Chat(self)
 
     def __repr__(self) -> str:
         who = f" profile={self.profile_name!r}" if self.profile_name else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ftui.client.transport import iter_sse, seg
@@ -37,19 +38,55 @@ class CompletionParams(TypedDict, total=False):
 
 
 _KNOWN = frozenset(CompletionParams.__annotations__)
+_LISTS = frozenset({"stop", "tools"})  # sequences sent as JSON arrays (a str stop stays a str)
+
+
+def request_body(
+    what: str, known: frozenset[str], head: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``head`` plus the set ``params`` (``None`` left out, ``extra`` merged in as is); an
+    unknown name is a TypeError naming it."""
+    unknown = sorted(set(params) - known)
+    if unknown:  # a typo must not reach the server as an unknown field, nor pass silently
+        raise TypeError(f"unknown {what} parameters: {', '.join(unknown)}")
+    body = dict(head)
+    for key, value in params.items():
+        if key != "extra" and value is not None:
+            body[key] = list(value) if key in _LISTS and not isinstance(value, str) else value
+    body.update(params.get("extra") or {})
+    return body
 
 
 def completion_body(model: str, prompt: Prompt, params: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON body for ``model``, ``prompt`` and :class:`CompletionParams`."""
-    unknown = sorted(set(params) - _KNOWN)
-    if unknown:  # a typo must not reach the server as an unknown field, nor pass silently
-        raise TypeError(f"unknown completion parameters: {', '.join(unknown)}")
-    body: dict[str, Any] = {"model": model, "prompt": prompt}
-    for key, value in params.items():
-        if key != "extra" and value is not None:
-            body[key] = list(value) if key == "stop" and not isinstance(value, str) else value
-    body.update(params.get("extra") or {})
-    return body
+    return request_body("completion", _KNOWN, {"model": model, "prompt": prompt}, params)
+
+
+async def stream_objects(
+    client: Client, path: str, body: dict[str, Any], include_usage: bool | None, what: str
+) -> AsyncIterator[dict[str, Any]]:
+    """POST ``body`` with ``stream`` set and yield the server's SSE objects as they arrive.
+
+    The stream is not restarted after it breaks mid-way (that would repeat text): the break
+    is raised as :class:`APIConnectionError`.
+    """
+    body["stream"] = True
+    if include_usage is not None:
+        body["stream_options"] = {"include_usage": include_usage}
+    t = client._transport
+    response = await t.send(
+        "POST",
+        path,
+        json_body=body,
+        headers={"Accept": "text/event-stream"},
+        stream=True,
+        idempotent=False,
+    )
+    try:
+        async for obj in iter_sse(response, what, t.redact):
+            yield obj
+    finally:
+        await response.aclose()
 
 
 class Completions:
@@ -80,23 +117,10 @@ class Completions:
         break is raised as :class:`APIConnectionError`.
         """
         body = completion_body(model, prompt, params)
-        body["stream"] = True
-        if include_usage is not None:
-            body["stream_options"] = {"include_usage": include_usage}
-        t = self._c._transport
-        response = await t.send(
-            "POST",
-            "/completions",
-            json_body=body,
-            headers={"Accept": "text/event-stream"},
-            stream=True,
-            idempotent=False,
-        )
-        try:
-            async for obj in iter_sse(response, "completion stream", t.redact):
+        objs = stream_objects(self._c, "/completions", body, include_usage, "completion stream")
+        async with aclosing(objs):  # a consumer that stops early closes the response now
+            async for obj in objs:
                 yield Completion.from_api(obj)
-        finally:
-            await response.aclose()
 
 
 class Models:
