@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "ftui.commands.jobs",
     "ftui.commands.files",
     "ftui.commands.models",
+    "ftui.commands.chat",
 )
 
 

@@ -234,3 +234,55 @@ def test_complete(server, home, capsys, monkeypatch):
     assert code == 2 and "--json" in err
     code, _, err = ftui(capsys, "complete", "-m", "nope", "-p", "x")
     assert code == 1 and "(HTTP status code: 404)" in err
+
+
+def chat_process(server, home, *argv: str, stdin: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "OPENAI_BASE_URL": server.base_url}
+    return subprocess.run(
+        [sys.executable, "-m", "ftui", "chat", *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_chat(server, home, capsys, monkeypatch):
+    base = ["-m", "tiny", "-M", "5", "-t", "0", "--system", "Be brief."]
+    done = chat_process(server, home, *base, "Hello?")
+    assert done.returncode == 0, done.stderr
+    streamed = done.stdout
+    assert streamed.endswith("\n") and len(streamed) > 1
+    # the message from stdin when it is not a terminal; the same reply whole or streamed
+    done = chat_process(server, home, *base, "--no-stream", stdin="Hello?")
+    assert (done.returncode, done.stdout) == (0, streamed), done.stderr
+    done = chat_process(server, home, "-m", "no-such-model", "Hello?")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("Error: ") and "no-such-model" in done.stderr
+
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    code, out, _ = ftui(capsys, "chat", *base, "Hello?", "--json")
+    body = json.loads(out)
+    assert code == 0 and body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"] + "\n" == streamed
+
+
+def test_chat_conversation_on_a_terminal(server, home, capsys, monkeypatch):
+    """Each line is a turn with the transcript so far; an empty line ends the conversation."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    base = ["chat", "-m", "tiny", "-M", "4", "-t", "0"]
+    monkeypatch.setattr("sys.stdin", Terminal("Hello?\nAnd then?\n\nnot read\n"))
+    code, out, _ = ftui(capsys, *base)
+    first = ftui(capsys, *base, "Hello?")[1]
+    assert code == 0 and out.startswith("> " + first + "> ") and out.endswith("\n> ")
+    assert out.count("> ") == 3
+    monkeypatch.setattr("sys.stdin", Terminal(""))
+    assert ftui(capsys, *base) == (0, "> \n", "")
+    code, _, err = ftui(capsys, *base, "--json")
+    assert code == 2 and "--json needs a MESSAGE" in err
